@@ -1,0 +1,304 @@
+"""Sources of presses: a GPIO push button, the keyboard, or nothing.
+
+Each source turns its input into calls of ``on_press()`` from its own thread, one
+call per press. It knows nothing of SQLite or Tornado: what a press *means* is the
+caller's business.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+log = logging.getLogger("button")
+
+PULLS = ("up", "down")
+KINDS = ("auto", "gpio", "keyboard", "none")
+
+
+class ButtonError(Exception):
+    """The button source cannot be used; the message says why, in one line."""
+
+
+class Debouncer:
+    """Turns pin readings into presses: a press counts once, however it bounces or is held.
+
+    The first change to "pressed" counts at once (no added latency); after any
+    accepted change the pin is ignored for ``window`` seconds, then read again, so
+    contact bounce on press and on release never makes a second press.
+    """
+
+    def __init__(self, window: float = 0.05, pressed: bool = False) -> None:
+        self.window = window
+        self.pressed = pressed
+        self._locked_until = float("-inf")
+
+    def sample(self, pressed: bool, now: float) -> Tuple[bool, Optional[float]]:
+        """Feed one reading taken at ``now``; returns (is a new press, when to read again or None)."""
+        if now < self._locked_until:
+            return False, self._locked_until
+        if pressed == self.pressed:
+            return False, None
+        self.pressed = pressed
+        self._locked_until = now + self.window
+        return pressed, self._locked_until
+
+
+class GpioButton:
+    """A push button on a Raspberry Pi pin, read through RPi.GPIO (or rpi-lgpio on a Pi 5).
+
+    Wiring with the default ``pull="up"``: one leg of the button to physical pin 11
+    (GPIO17), the other to a ground pin such as physical pin 9; the internal pull-up
+    holds the pin HIGH and a press pulls it LOW. With ``pull="down"`` wire the other
+    leg to 3.3 V (physical pin 1) instead: a press drives the pin HIGH.
+
+    RPi.GPIO's own thread only wakes the button thread; the button thread reads the
+    pin, debounces and calls ``on_press``. A GPIO error at run time is logged once
+    and the pin is set up again with backoff, while ``health()`` reports it.
+    """
+
+    name = "gpio"
+
+    def __init__(
+        self,
+        pin: int = 11,
+        pull: str = "up",
+        gpio=None,
+        bouncetime: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+        retry_delays: Tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+    ) -> None:
+        if pull not in PULLS:
+            raise ButtonError(f"pull must be one of {', '.join(PULLS)}, not {pull!r}")
+        if gpio is None:
+            gpio = _import_gpio()
+        self.pin = pin
+        self.pull = pull
+        self._gpio = gpio
+        self._bouncetime = bouncetime
+        self._clock = clock
+        self._retry_delays = retry_delays
+        self._cond = threading.Condition()
+        self._edges = 0
+        self._settled = True
+        self._stopping = False
+        self._error: Optional[str] = None
+        self._thread: Optional[threading.Thread] = None
+        self._debouncer = Debouncer(bouncetime)
+
+    def _is_pressed(self) -> bool:
+        level = self._gpio.input(self.pin)
+        return bool(level) == (self.pull == "down")
+
+    def open(self) -> None:
+        """Set the pin up for edge detection; ButtonError with the reason if GPIO refuses."""
+        try:
+            self._setup()
+        except Exception as e:  # RPi.GPIO raises RuntimeError, ValueError, OSError...
+            raise ButtonError(f"cannot use GPIO pin {self.pin}: {e}") from e
+        self._debouncer = Debouncer(self._bouncetime, pressed=self._is_pressed())
+
+    def _setup(self) -> None:
+        g = self._gpio
+        g.setwarnings(False)
+        g.setmode(g.BOARD)
+        g.setup(self.pin, g.IN, pull_up_down=g.PUD_UP if self.pull == "up" else g.PUD_DOWN)
+        g.add_event_detect(self.pin, g.BOTH, callback=self._on_edge)
+
+    def _on_edge(self, channel: int) -> None:
+        # Runs in RPi.GPIO's event thread: only wake the button thread.
+        with self._cond:
+            self._edges += 1
+            self._settled = False
+            self._cond.notify_all()
+
+    def start(self, on_press: Callable[[], None]) -> None:
+        """Start the button thread; ``on_press`` is called from it once per press."""
+        self._thread = threading.Thread(
+            target=self._run, args=(on_press,), name="button-gpio", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, on_press: Callable[[], None]) -> None:
+        # The button thread.
+        failures = 0
+        while not self._stopping:
+            try:
+                self._watch(on_press)
+            except Exception as e:  # any GPIO fault: report it, then set the pin up again
+                message = f"{type(e).__name__}: {e}"
+                if message != self._error:
+                    log.error("GPIO pin %s failed, retrying: %s", self.pin, message)
+                self._error = message
+                delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                failures += 1
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopping, timeout=delay)
+                if self._stopping:
+                    break
+                try:
+                    self._gpio.remove_event_detect(self.pin)
+                except Exception:  # the pin may not have detection to remove
+                    pass
+                try:
+                    self.open()
+                except ButtonError as e2:
+                    self._error = str(e2)
+                    continue
+                log.info("GPIO pin %s works again", self.pin)
+                self._error = None
+                failures = 0
+
+    def _watch(self, on_press: Callable[[], None]) -> None:
+        """Wait for edges and re-reads; return when stopping, raise on a GPIO error."""
+        recheck_at: Optional[float] = None
+        seen = self._edges
+        while True:
+            with self._cond:
+                while not self._stopping and self._edges == seen:
+                    if recheck_at is not None:
+                        remaining = recheck_at - self._clock()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                    else:
+                        self._cond.wait()
+                if self._stopping:
+                    return
+                seen = self._edges
+            is_press, recheck_at = self._debouncer.sample(self._is_pressed(), self._clock())
+            if is_press:
+                try:
+                    on_press()
+                except Exception:  # a failed press must not stop the button
+                    log.exception("a button press could not be handled")
+            with self._cond:
+                if recheck_at is None and self._edges == seen:
+                    self._settled = True
+                    self._cond.notify_all()
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Wait until every edge so far has been read and no re-read is due; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._settled, timeout)
+
+    def health(self) -> dict:
+        alive = self._thread is not None and self._thread.is_alive()
+        return {"kind": self.name, "pin": self.pin, "ok": alive and self._error is None,
+                "alive": alive, "error": self._error}
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the button thread and release the pins (GPIO.cleanup())."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            self._gpio.cleanup()
+        except Exception as e:  # cleanup at exit must not hide the reason we exit
+            log.warning("GPIO cleanup failed: %s", e)
+
+
+class KeyboardButton:
+    """The simulated button: each Enter typed in the terminal is one press."""
+
+    name = "keyboard"
+
+    def __init__(self, stream=None) -> None:
+        self._stream = stream if stream is not None else sys.stdin
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+
+    def start(self, on_press: Callable[[], None]) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(on_press,), name="button-keyboard", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, on_press: Callable[[], None]) -> None:
+        # The button thread: blocks on the terminal, so it is a daemon thread.
+        for _line in self._stream:
+            if self._stopping:
+                return
+            try:
+                on_press()
+            except Exception:  # a failed press must not stop the button
+                log.exception("a keyboard press could not be handled")
+        if not self._stopping:
+            log.info("end of keyboard input: no more presses from the keyboard")
+
+    def health(self) -> dict:
+        return {"kind": self.name, "ok": True}
+
+    def stop(self, timeout: float = 0.0) -> None:
+        self._stopping = True
+
+
+class NoButton:
+    """No button at all: presses come only through the write API."""
+
+    name = "none"
+
+    def start(self, on_press: Callable[[], None]) -> None:
+        pass
+
+    def health(self) -> dict:
+        return {"kind": self.name, "ok": True}
+
+    def stop(self, timeout: float = 0.0) -> None:
+        pass
+
+
+def _import_gpio():
+    """RPi.GPIO (or its drop-in rpi-lgpio); ButtonError with the reason if it cannot load."""
+    try:
+        import RPi.GPIO as gpio  # noqa: N814 - the module's own name
+    except ImportError as e:
+        raise ButtonError(f"RPi.GPIO is not installed ({e})") from e
+    except Exception as e:  # RPi.GPIO raises RuntimeError off a Pi; rpi-lgpio its own errors
+        raise ButtonError(f"RPi.GPIO cannot run here: {e}") from e
+    return gpio
+
+
+def make_button(kind: str, pin: int = 11, pull: str = "up", stdin=None, gpio=None):
+    """The button for ``--button=kind``; for "auto", the first of gpio, keyboard, none that works.
+
+    Logs the choice and why each earlier source was passed over. Raises
+    ButtonError for "gpio" when GPIO cannot be used.
+    """
+    if kind not in KINDS:
+        raise ButtonError(f"--button must be one of {', '.join(KINDS)}, not {kind!r}")
+    stdin = stdin if stdin is not None else sys.stdin
+    skipped: List[str] = []
+    if kind in ("gpio", "auto"):
+        try:
+            button = GpioButton(pin, pull, gpio=gpio)
+            button.open()
+        except ButtonError as e:
+            if kind == "gpio":
+                raise
+            skipped.append(f"gpio: {e}")
+        else:
+            log.info("button: GPIO physical pin %s, pull %s", pin, pull)
+            return button
+    if kind == "keyboard" or (kind == "auto" and _is_tty(stdin)):
+        for reason in skipped:
+            log.info("button: passed over %s", reason)
+        log.info("button: keyboard (press Enter in this terminal to press the button)")
+        return KeyboardButton(stdin)
+    if kind == "auto":
+        skipped.append("keyboard: standard input is not a terminal")
+    for reason in skipped:
+        log.info("button: passed over %s", reason)
+    log.info("button: none (presses only through the write API)")
+    return NoButton()
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a file
+        return False
