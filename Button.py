@@ -150,6 +150,9 @@ class GpioButton:
                 log.info("GPIO pin %s works again", self.pin)
                 self._error = None
                 failures = 0
+                with self._cond:
+                    self._settled = True
+                    self._cond.notify_all()
 
     def _watch(self, on_press: Callable[[], None]) -> None:
         """Wait for edges and re-reads; return when stopping, raise on a GPIO error."""

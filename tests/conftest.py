@@ -1,0 +1,105 @@
+"""Shared fixtures: a database path, a running server process, free ports."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+TOKEN = "test-token-123"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``python websocketserver.py`` run as a user would, on a free 127.0.0.1 port."""
+
+    def __init__(self, db, *args, port=None, stdin=subprocess.DEVNULL):
+        self.db = db
+        self.port = port or free_port()
+        self.args = ["--port=%d" % self.port, "--address=127.0.0.1", "--db=%s" % db, *args]
+        self.stdin = stdin
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, wait=True):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "websocketserver.py"), *self.args],
+            stdin=self.stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/",
+        )
+        if wait:
+            self.wait_for_server()
+        return self
+
+    def wait_for_server(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate()
+                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode, err.decode()))
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.05)  # polling to a deadline: nothing to wait on before it listens
+        raise AssertionError("server did not answer within %ss" % timeout)
+
+    def request(self, method, path, body=None, token=TOKEN):
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def stop(self, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream:
+                    stream.close()
+        return self.proc.returncode if self.proc else None
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "counter.db")
+
+
+@pytest.fixture
+def server_factory(db_path):
+    started = []
+
+    def start(*args, db=None, **kw):
+        server = ServerProcess(db or db_path, *args, **kw)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,187 @@
+"""A stand-in for the RPi.GPIO module that follows its rules, for tests without a Pi.
+
+Like the real module: BOARD/BCM numbering that must be chosen before setup(),
+inputs with pull-ups or pull-downs, edge callbacks delivered from the module's own
+event thread with the channel number, ``bouncetime`` in milliseconds after a
+delivered edge, ``wait_for_edge`` that conflicts with ``add_event_detect``, and
+``cleanup()`` that forgets every channel and the numbering mode. Test-only:
+``drive_low()`` / ``drive_high()`` move the pin (and return once its callbacks ran),
+and ``fail_next()`` makes the next call of a function raise.
+"""
+import queue
+import threading
+import time
+
+BOARD, BCM = 10, 11
+IN, OUT = 1, 0
+LOW, HIGH = 0, 1
+PUD_OFF, PUD_DOWN, PUD_UP = 20, 21, 22
+RISING, FALLING, BOTH = 31, 32, 33
+# Physical pins of the 40-pin header that are GPIOs (the rest are power and ground).
+BOARD_GPIO_PINS = {3, 5, 7, 8, 10, 11, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 26, 27, 28,
+                   29, 31, 32, 33, 35, 36, 37, 38, 40}
+
+
+class FakeGPIO:
+    BOARD, BCM, IN, OUT, LOW, HIGH = BOARD, BCM, IN, OUT, LOW, HIGH
+    PUD_OFF, PUD_DOWN, PUD_UP = PUD_OFF, PUD_DOWN, PUD_UP
+    RISING, FALLING, BOTH = RISING, FALLING, BOTH
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._mode = None
+        self._levels = {}
+        self._setup = {}
+        self._detect = {}  # channel -> dict(edge, callbacks, bouncetime, last)
+        self._waiters = []
+        self._events = queue.Queue()
+        self._failures = {}
+        self.cleanups = 0
+        self.calls = []
+        self._thread = threading.Thread(target=self._deliver, name="fake-gpio-events", daemon=True)
+        self._thread.start()
+
+    # --- test controls ---------------------------------------------------------
+    def fail_next(self, name, exc):
+        """Make the next call of ``name`` raise ``exc``."""
+        self._failures[name] = exc
+
+    def drive_low(self, channel):
+        self._drive(channel, LOW)
+
+    def drive_high(self, channel):
+        self._drive(channel, HIGH)
+
+    def _maybe_fail(self, name):
+        exc = self._failures.pop(name, None)
+        if exc is not None:
+            raise exc
+
+    def _drive(self, channel, level):
+        with self._lock:
+            old = self._levels.get(channel, LOW)
+            self._levels[channel] = level
+            if old == level:
+                return
+            edge = RISING if level == HIGH else FALLING
+            for waiter in list(self._waiters):
+                if waiter["channel"] == channel and waiter["edge"] in (edge, BOTH):
+                    waiter["hit"].set()
+            detect = self._detect.get(channel)
+            if detect is None or detect["edge"] not in (edge, BOTH):
+                return
+            now = self._clock()
+            if detect["bouncetime"] and now - detect["last"] < detect["bouncetime"] / 1000:
+                return  # RPi.GPIO drops edges inside bouncetime of the last one delivered
+            detect["last"] = now
+            detect["pending"] = True
+            done = threading.Event()
+            self._events.put((channel, list(detect["callbacks"]), done))
+        done.wait(5)
+
+    def _deliver(self):
+        # The module's own event thread, as in RPi.GPIO.
+        while True:
+            channel, callbacks, done = self._events.get()
+            with self._lock:
+                detect = self._detect.get(channel)
+                if detect is not None:
+                    detect["pending"] = False
+                    detect["detected"] = True
+            for callback in callbacks:
+                callback(channel)
+            done.set()
+
+    # --- the RPi.GPIO API -------------------------------------------------------
+    def setwarnings(self, flag):
+        pass
+
+    def setmode(self, mode):
+        self._maybe_fail("setmode")
+        if mode not in (BOARD, BCM):
+            raise ValueError("An invalid mode was passed to setmode()")
+        if self._mode is not None and self._mode != mode:
+            raise ValueError("A different mode has already been set!")
+        self._mode = mode
+
+    def getmode(self):
+        return self._mode
+
+    def _check_channel(self, channel):
+        if self._mode is None:
+            raise RuntimeError("Please set pin numbering mode using GPIO.setmode(GPIO.BOARD) or GPIO.setmode(GPIO.BCM)")
+        if self._mode == BOARD and channel not in BOARD_GPIO_PINS:
+            raise ValueError("The channel sent is invalid on a Raspberry Pi")
+
+    def setup(self, channel, direction, pull_up_down=PUD_OFF, initial=None):
+        self._maybe_fail("setup")
+        self._check_channel(channel)
+        with self._lock:
+            self._setup[channel] = direction
+            if direction == IN:
+                self._levels[channel] = HIGH if pull_up_down == PUD_UP else LOW
+        self.calls.append(("setup", channel, direction, pull_up_down))
+
+    def input(self, channel):
+        self._maybe_fail("input")
+        self._check_channel(channel)
+        if channel not in self._setup:
+            raise RuntimeError("You must setup() the GPIO channel first")
+        return self._levels[channel]
+
+    def add_event_detect(self, channel, edge, callback=None, bouncetime=None):
+        self._maybe_fail("add_event_detect")
+        self._check_channel(channel)
+        if self._setup.get(channel) != IN:
+            raise RuntimeError("You must setup() the GPIO channel as an input first")
+        if edge not in (RISING, FALLING, BOTH):
+            raise ValueError("The edge must be set to RISING, FALLING or BOTH")
+        with self._lock:
+            if channel in self._detect:
+                raise RuntimeError("Conflicting edge detection already enabled for this GPIO channel")
+            self._detect[channel] = dict(edge=edge, callbacks=[callback] if callback else [],
+                                         bouncetime=bouncetime or 0, last=float("-inf"),
+                                         pending=False, detected=False)
+
+    def add_event_callback(self, channel, callback):
+        with self._lock:
+            if channel not in self._detect:
+                raise RuntimeError("Add event detection using add_event_detect first before adding a callback")
+            self._detect[channel]["callbacks"].append(callback)
+
+    def remove_event_detect(self, channel):
+        with self._lock:
+            self._detect.pop(channel, None)
+
+    def event_detected(self, channel):
+        with self._lock:
+            detect = self._detect.get(channel)
+            if detect is None or not detect["detected"]:
+                return False
+            detect["detected"] = False
+            return True
+
+    def wait_for_edge(self, channel, edge, bouncetime=None, timeout=None):
+        self._check_channel(channel)
+        with self._lock:
+            if channel in self._detect:
+                raise RuntimeError("Conflicting edge detection events already exist for this GPIO channel")
+            waiter = dict(channel=channel, edge=edge, hit=threading.Event())
+            self._waiters.append(waiter)
+        try:
+            hit = waiter["hit"].wait(None if timeout is None else timeout / 1000)
+        finally:
+            with self._lock:
+                self._waiters.remove(waiter)
+        return channel if hit else None
+
+    def cleanup(self, channel=None):
+        with self._lock:
+            self.cleanups += 1
+            channels = list(self._setup) if channel is None else [channel]
+            for ch in channels:
+                self._setup.pop(ch, None)
+                self._detect.pop(ch, None)
+            if channel is None:
+                self._mode = None

@@ -1,0 +1,298 @@
+"""Button sources: debounce, GPIO against a fake RPi.GPIO, keyboard, and the auto choice."""
+import io
+import logging
+import threading
+
+import pytest
+
+from Button import ButtonError, Debouncer, GpioButton, KeyboardButton, NoButton, make_button
+from tests.fake_gpio import FakeGPIO
+
+
+class Presses:
+    """Counts on_press calls and lets a test wait for the n-th one."""
+
+    def __init__(self):
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def __call__(self):
+        with self.cond:
+            self.count += 1
+            self.cond.notify_all()
+
+    def wait_for(self, n, timeout=2.0):
+        with self.cond:
+            return self.cond.wait_for(lambda: self.count >= n, timeout)
+
+
+@pytest.fixture
+def gpio():
+    return FakeGPIO()
+
+
+@pytest.fixture
+def button(gpio):
+    b = GpioButton(pin=11, pull="up", gpio=gpio)
+    b.open()
+    presses = Presses()
+    b.start(presses)
+    b.presses = presses
+    yield b
+    b.stop()
+
+
+# --- the debouncer, with time moved by hand --------------------------------------
+
+def test_debouncer_counts_first_edge_at_once():
+    """The first change to pressed is a press, with no wait."""
+    d = Debouncer(0.05)
+    assert d.sample(True, 10.0) == (True, 10.05)
+
+
+def test_debouncer_ignores_bounce_within_window():
+    """Readings inside the window after a press never make a second press."""
+    d = Debouncer(0.05)
+    d.sample(True, 0.0)
+    for t, level in [(0.001, False), (0.002, True), (0.01, False), (0.03, True)]:
+        assert d.sample(level, t) == (False, 0.05)
+    assert d.sample(True, 0.05) == (False, None)
+
+
+def test_debouncer_hold_counts_once():
+    """Holding the button for a long time is one press."""
+    d = Debouncer(0.05)
+    assert d.sample(True, 0.0)[0]
+    assert not any(d.sample(True, t / 10)[0] for t in range(1, 100))
+
+
+def test_debouncer_release_bounce_is_not_a_press():
+    """Bounce when the button is let go does not count."""
+    d = Debouncer(0.05)
+    d.sample(True, 0.0)
+    assert d.sample(False, 1.0) == (False, 1.05)
+    assert d.sample(True, 1.002) == (False, 1.05)
+    assert d.sample(False, 1.05) == (False, None)
+
+
+def test_debouncer_quick_tap_inside_window_is_seen_on_reread():
+    """A release inside the window is picked up by the re-read, so the next press counts."""
+    d = Debouncer(0.05)
+    d.sample(True, 0.0)
+    assert d.sample(False, 0.02) == (False, 0.05)
+    assert d.sample(False, 0.05) == (False, 0.10)  # re-read: released, new window
+    assert d.sample(True, 0.2) == (True, 0.25)
+
+
+def test_debouncer_starts_from_the_level_it_is_given():
+    """A button held down at start-up is not a press."""
+    d = Debouncer(0.05, pressed=True)
+    assert d.sample(True, 0.0) == (False, None)
+
+
+# --- GpioButton against the fake RPi.GPIO ------------------------------------------
+
+def test_gpio_setup_uses_board_numbering_and_pull_up(gpio, button):
+    """The pin is set up as an input with the internal pull-up in BOARD numbering."""
+    assert gpio.getmode() == gpio.BOARD
+    assert ("setup", 11, gpio.IN, gpio.PUD_UP) in gpio.calls
+
+
+def test_gpio_press_is_one_press(gpio, button):
+    """Pulling the pin low is one press."""
+    gpio.drive_low(11)
+    assert button.presses.wait_for(1)
+    assert button.wait_settled(1)
+    assert button.presses.count == 1
+
+
+def test_gpio_bouncing_contact_is_one_press(gpio, button):
+    """A burst of edges on press and on release counts once."""
+    for _ in range(5):
+        gpio.drive_low(11)
+        gpio.drive_high(11)
+    gpio.drive_low(11)
+    assert button.presses.wait_for(1)
+    for _ in range(5):
+        gpio.drive_high(11)
+        gpio.drive_low(11)
+    gpio.drive_high(11)
+    assert button.wait_settled(2)
+    assert not button.presses.wait_for(2, timeout=0.2)
+
+
+def test_gpio_hold_is_one_press(gpio, button):
+    """Holding the button down is one press, however long."""
+    gpio.drive_low(11)
+    assert button.presses.wait_for(1)
+    assert not button.presses.wait_for(2, timeout=0.3)
+
+
+def test_gpio_separate_presses_each_count(gpio, button):
+    """Presses further apart than the bounce window each count."""
+    for n in range(1, 4):
+        gpio.drive_low(11)
+        assert button.presses.wait_for(n)
+        gpio.drive_high(11)
+        assert button.wait_settled(2)
+    assert button.presses.count == 3
+
+
+def test_gpio_pull_down_press_is_high(gpio):
+    """With pull="down" a press drives the pin high."""
+    b = GpioButton(pin=13, pull="down", gpio=gpio)
+    b.open()
+    presses = Presses()
+    b.start(presses)
+    try:
+        gpio.drive_high(13)
+        assert presses.wait_for(1)
+    finally:
+        b.stop()
+
+
+def test_gpio_stop_calls_cleanup(gpio):
+    """Stopping the button releases the pins with GPIO.cleanup()."""
+    b = GpioButton(gpio=gpio)
+    b.open()
+    b.start(lambda: None)
+    b.stop()
+    assert gpio.cleanups == 1
+    assert gpio.getmode() is None
+    assert not b.health()["alive"]
+
+
+def test_gpio_invalid_pin_is_a_button_error(gpio):
+    """A pin that is not a GPIO (pin 1 is 3.3 V) is refused with the reason."""
+    with pytest.raises(ButtonError, match="pin 1"):
+        GpioButton(pin=1, gpio=gpio).open()
+
+
+def test_gpio_runtime_error_is_reported_and_recovered(gpio, caplog):
+    """A GPIO error at run time is logged with the reason, and the pin is set up again."""
+    b = GpioButton(gpio=gpio, retry_delays=(0.01,))
+    b.open()
+    presses = Presses()
+    b.start(presses)
+    try:
+        gpio.fail_next("input", RuntimeError("edge detection failed"))
+        with caplog.at_level(logging.ERROR, logger="button"):
+            gpio.drive_low(11)  # the read after this edge fails
+            assert b.wait_settled(3)  # settled again once the pin is set up anew
+        assert "edge detection failed" in caplog.text
+        assert b.health()["ok"] and b.health()["alive"]
+        gpio.drive_high(11)
+        assert b.wait_settled(2)
+        gpio.drive_low(11)
+        assert presses.wait_for(1)
+    finally:
+        b.stop()
+
+
+def test_gpio_error_shows_in_health_until_recovered(gpio):
+    """While the pin cannot be set up again, health() says so with the reason."""
+    b = GpioButton(gpio=gpio, retry_delays=(30.0,))
+    b.open()
+    b.start(lambda: None)
+    try:
+        gpio.fail_next("input", RuntimeError("gpio chip gone"))
+        gpio.drive_low(11)
+        assert not b.wait_settled(0.3)
+        health = b.health()
+        assert health["ok"] is False and "gpio chip gone" in health["error"]
+    finally:
+        b.stop()
+
+
+def test_failing_on_press_does_not_stop_the_button(gpio):
+    """If storing a press fails, the next press is still handled."""
+    calls = Presses()
+
+    def on_press():
+        calls()
+        if calls.count == 1:
+            raise RuntimeError("disk full")
+    b = GpioButton(gpio=gpio)
+    b.open()
+    b.start(on_press)
+    try:
+        gpio.drive_low(11)
+        assert calls.wait_for(1)
+        gpio.drive_high(11)
+        assert b.wait_settled(2)
+        gpio.drive_low(11)
+        assert calls.wait_for(2)
+    finally:
+        b.stop()
+
+
+def test_fake_bouncetime_drops_edges_like_rpi_gpio():
+    """The fake follows RPi.GPIO: edges within bouncetime of a delivered one are dropped."""
+    now = [0.0]
+    gpio = FakeGPIO(clock=lambda: now[0])
+    gpio.setmode(gpio.BOARD)
+    gpio.setup(11, gpio.IN, pull_up_down=gpio.PUD_UP)
+    seen = []
+    gpio.add_event_detect(11, gpio.FALLING, callback=seen.append, bouncetime=200)
+    gpio.drive_low(11)
+    gpio.drive_high(11)
+    now[0] = 0.1
+    gpio.drive_low(11)
+    gpio.drive_high(11)
+    now[0] = 0.3
+    gpio.drive_low(11)
+    assert seen == [11, 11]
+    with pytest.raises(RuntimeError, match="Conflicting"):
+        gpio.wait_for_edge(11, gpio.FALLING, timeout=10)
+
+
+# --- keyboard, none and the auto choice ----------------------------------------------
+
+def test_keyboard_each_line_is_a_press():
+    """Each Enter on standard input is one press."""
+    presses = Presses()
+    KeyboardButton(io.StringIO("\n\n\n")).start(presses)
+    assert presses.wait_for(3)
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_auto_falls_back_to_keyboard_and_says_why(caplog):
+    """Without usable GPIO, auto picks the keyboard on a terminal and logs why GPIO was passed over."""
+    broken = FakeGPIO()
+    broken.fail_next("setmode", RuntimeError("no /dev/gpiomem"))
+    with caplog.at_level(logging.INFO, logger="button"):
+        b = make_button("auto", gpio=broken, stdin=Tty())
+    assert isinstance(b, KeyboardButton)
+    assert "no /dev/gpiomem" in caplog.text
+
+
+def test_auto_without_terminal_is_none():
+    """Without GPIO or a terminal, auto picks no button."""
+    broken = FakeGPIO()
+    broken.fail_next("setmode", RuntimeError("not a Pi"))
+    assert isinstance(make_button("auto", gpio=broken, stdin=io.StringIO()), NoButton)
+
+
+def test_auto_prefers_working_gpio():
+    """With GPIO that works, auto picks it."""
+    b = make_button("auto", gpio=FakeGPIO(), stdin=Tty())
+    assert isinstance(b, GpioButton)
+    b.stop()
+
+
+def test_gpio_required_but_missing_is_an_error():
+    """--button=gpio without usable GPIO raises ButtonError with the reason."""
+    broken = FakeGPIO()
+    broken.fail_next("setup", RuntimeError("No access to /dev/mem"))
+    with pytest.raises(ButtonError, match="/dev/mem"):
+        make_button("gpio", gpio=broken)
+
+
+def test_unknown_kind_is_an_error():
+    """An unknown --button value is refused."""
+    with pytest.raises(ButtonError, match="auto, gpio, keyboard, none"):
+        make_button("joystick")
