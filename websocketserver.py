@@ -392,11 +392,29 @@ async def serve(repository: Repository, button, token: Optional[str]) -> None:
             log.warning("some connections did not close in time")
 
 
+def _bad_option(argv) -> Optional[str]:
+    """The first --name=value in argv whose value does not parse, as "--name"."""
+    for arg in argv[1:]:
+        name, _, value = arg.lstrip("-").partition("=")
+        option = options._options.get(name.replace("_", "-"))
+        if option is None:
+            continue
+        try:
+            option.parse(value)
+        except ValueError:
+            return "--" + name
+    return None
+
+
 def main(argv=None) -> int:
+    argv = sys.argv if argv is None else argv
     try:
         options.parse_command_line(argv)
     except tornado.options.Error as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # a value of the wrong type, e.g. --port=eighty
+        print(f"error: {_bad_option(argv) or 'bad option value'}: {e}", file=sys.stderr)
         return 2
     if options.button not in KINDS:
         print(f"error: --button must be one of {', '.join(KINDS)}, not {options.button!r}", file=sys.stderr)

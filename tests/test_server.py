@@ -1,0 +1,308 @@
+"""The Tornado app in-process: page, static files, API, auth, and the WebSocket feed."""
+import json
+import os
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.testing import AsyncHTTPTestCase, ExpectLog, gen_test
+from tornado.websocket import websocket_connect
+
+import websocketserver
+from Repository import Repository
+from websocketserver import Feed, make_app
+
+TOKEN = "s3cret"
+AUTH = {"Authorization": "Bearer " + TOKEN}
+
+
+class ServerTestCase(AsyncHTTPTestCase):
+    token = TOKEN
+    max_connections = 1000
+
+    def setUp(self):
+        self.tmp = __import__("tempfile").mkdtemp()
+        self.repository = Repository(os.path.join(self.tmp, "counter.db"), goal=3)
+        self.sockets = []
+        self.health_value = {"kind": "none", "ok": True}
+        super().setUp()
+
+    def get_app(self):
+        self.feed = Feed(self.repository.state(), max_connections=self.max_connections)
+        return make_app(self.repository, self.feed, token=self.token, health=lambda: self.health_value)
+
+    def tearDown(self):
+        for ws in self.sockets:
+            ws.close()
+        super().tearDown()
+        self.repository.close()
+
+    async def ws_connect(self, path="/websocket"):
+        ws = await websocket_connect("ws://127.0.0.1:%d%s" % (self.get_http_port(), path))
+        self.sockets.append(ws)
+        return ws
+
+    async def read_json(self, ws):
+        msg = await ws.read_message()
+        assert msg is not None, "socket closed"
+        return json.loads(msg)
+
+    def api(self, method, path, body=None, headers=AUTH):
+        if body is None and method in ("POST", "PUT"):
+            body = b""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        response = self.fetch(path, method=method, body=body, headers=headers, raise_error=False)
+        return response.code, json.loads(response.body) if response.body else None
+
+
+class PageTest(ServerTestCase):
+    def test_page_has_the_count_in_the_html(self):
+        """GET / is HTML with the current count already rendered."""
+        self.repository.press()
+        self.feed.state = self.repository.state()
+        r = self.fetch("/")
+        assert r.code == 200
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert b'id="count" class="count" aria-live="polite" aria-atomic="true">2<' in r.body
+        assert b"Countdown to 3" in r.body
+
+    def test_page_has_security_headers(self):
+        """The page allows only our own scripts and styles and is not sniffed."""
+        r = self.fetch("/")
+        csp = r.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+    def test_static_assets_and_icons_are_served(self):
+        """The page's script, style and icons answer 200."""
+        for path in ("/static/app.js", "/static/style.css", "/favicon.ico",
+                     "/apple-touch-icon.png", "/apple-touch-icon-precomposed.png"):
+            assert self.fetch(path).code == 200, path
+
+    def test_static_refuses_paths_outside_static(self):
+        """Path traversal out of static/ gets nothing of ours."""
+        for path in ("/static/../Repository.py", "/static/..%2fRepository.py",
+                     "/static/%2e%2e/websocketserver.py", "/static//etc/passwd"):
+            with ExpectLog("tornado", ".*", required=False):
+                r = self.fetch(path)
+            assert r.code in (403, 404), path
+            assert b"sqlite" not in r.body.lower()
+
+    def test_healthz(self):
+        """/healthz answers 200 with the button's health."""
+        code, body = self.api("GET", "/healthz")
+        assert code == 200 and body["ok"] is True
+
+    def test_healthz_reports_a_dead_button(self):
+        """When the button thread is not counting, /healthz says ok: false with the reason."""
+        self.health_value = {"kind": "gpio", "ok": False, "alive": False, "error": "thread died"}
+        code, body = self.api("GET", "/healthz")
+        assert body["ok"] is False and body["button"]["error"] == "thread died"
+
+
+class ApiTest(ServerTestCase):
+    def test_get_count(self):
+        """GET /api/count returns count and goal without a token."""
+        code, body = self.api("GET", "/api/count", headers={})
+        assert code == 200 and body["count"] == 3 and body["goal"] == 3
+
+    def test_press_stores_then_answers(self):
+        """POST /api/press answers the new state, already in the database."""
+        code, body = self.api("POST", "/api/press")
+        assert code == 200 and body["count"] == 2
+        assert self.repository.state().count == 2
+
+    def test_press_wraps_at_zero(self):
+        """Pressing at 0 goes back to the goal."""
+        counts = [self.api("POST", "/api/press")[1]["count"] for _ in range(5)]
+        assert counts == [2, 1, 0, 3, 2]
+
+    def test_undo(self):
+        """POST /api/undo reverts the latest press; 409 with nothing to undo."""
+        self.api("POST", "/api/press")
+        code, body = self.api("POST", "/api/undo")
+        assert code == 200 and body["count"] == 3
+        code, body = self.api("POST", "/api/undo")
+        assert code == 409 and "undo" in body["error"]
+
+    def test_put_count_and_goal(self):
+        """PUT sets count and goal; lowering the goal below the count lowers the count."""
+        code, body = self.api("PUT", "/api/count", {"goal": 10, "count": 8})
+        assert code == 200 and (body["count"], body["goal"]) == (8, 10)
+        code, body = self.api("PUT", "/api/count", {"goal": 5})
+        assert (body["count"], body["goal"]) == (5, 5)
+
+    def test_invalid_bodies_are_400_and_change_nothing(self):
+        """Bad JSON, wrong types and out-of-range values get 400 with an error; nothing changes."""
+        bad = [b"not json", b"[1, 2]", b"{}", b'{"count": "2"}', b'{"count": 1.5}',
+               b'{"count": -1}', b'{"count": 4}', b'{"goal": 0}', b'{"goal": 1000001}',
+               b'{"count": true}', b'{"cnt": 1}', b'{"count": null}', b"[" * 3000 + b"]" * 3000,
+               b'{"goal": 1e400}', b'{"count": NaN}', b'{"count": 99999999999999999999999}']
+        for body in bad:
+            with ExpectLog("tornado.access", ".*", required=False):
+                code, answer = self.api("PUT", "/api/count", body)
+            assert code in (400, 413), body
+            assert isinstance(answer["error"], str) and answer["error"], body
+            assert self.repository.state().count == 3 and self.repository.state().goal == 3
+
+    def test_huge_body_is_refused(self):
+        """A body far bigger than any real request is refused and changes nothing."""
+        with ExpectLog("tornado.access", ".*", required=False):
+            code, body = self.api("PUT", "/api/count", b'{"count": 1, "x": "' + b"a" * 20000 + b'"}')
+        assert code == 413 and "larger" in body["error"]
+        assert self.repository.state().count == 3
+
+    def test_missing_or_wrong_token_is_refused(self):
+        """Writes without the right bearer token get 401/403 and change nothing."""
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic " + TOKEN},
+                        {"Authorization": TOKEN}):
+            for method, path, body in (("POST", "/api/press", b""), ("POST", "/api/undo", b""),
+                                       ("PUT", "/api/count", b'{"count": 1}')):
+                with ExpectLog("tornado.access", ".*", required=False):
+                    code, answer = self.api(method, path, body, headers=headers)
+                assert code in (401, 403), (headers, path)
+                assert answer["error"]
+        assert self.repository.state().count == 3
+
+    def test_api_is_not_cached(self):
+        """API answers say no-store."""
+        r = self.fetch("/api/count")
+        assert r.headers["Cache-Control"] == "no-store"
+
+
+class NoTokenTest(ServerTestCase):
+    token = None
+
+    def test_write_api_is_off_without_token(self):
+        """With no token configured every write is 403, whatever the request carries."""
+        with ExpectLog("tornado.access", ".*", required=False):
+            code, body = self.api("POST", "/api/press")
+        assert code == 403 and "off" in body["error"]
+        assert self.repository.state().count == 3
+
+
+class FeedTest(ServerTestCase):
+    @gen_test
+    async def test_state_on_open(self):
+        """A new socket gets the current state at once, marked as the initial state."""
+        ws = await self.ws_connect()
+        msg = await self.read_json(ws)
+        assert (msg["count"], msg["goal"], msg["event"]) == (3, 3, "state")
+        assert msg["version"] == self.feed.version
+
+    @gen_test
+    async def test_press_reaches_every_socket(self):
+        """After an API press, all 50 open sockets get the new count as a press."""
+        sockets = [await self.ws_connect() for _ in range(50)]
+        for ws in sockets:
+            await self.read_json(ws)
+        response = await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        assert json.loads(response.body)["count"] == 2
+        for ws in sockets:
+            msg = await self.read_json(ws)
+            assert (msg["count"], msg["event"]) == (2, "press")
+
+    @gen_test
+    async def test_undo_and_set_are_broadcast_without_press_event(self):
+        """Undo and set reach sockets marked as such (no horn on the page)."""
+        ws = await self.ws_connect()
+        await self.read_json(ws)
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        assert (await self.read_json(ws))["event"] == "press"
+        await self.http_client.fetch(self.get_url("/api/undo"), method="POST", body=b"", headers=AUTH)
+        assert (await self.read_json(ws))["event"] == "undo"
+        await self.http_client.fetch(self.get_url("/api/count"), method="PUT", body=b'{"count": 1}', headers=AUTH)
+        msg = await self.read_json(ws)
+        assert (msg["event"], msg["count"]) == ("set", 1)
+
+    @gen_test
+    async def test_button_thread_press_goes_through_add_callback(self):
+        """A press stored by another thread reaches sockets via IOLoop.add_callback."""
+        import threading
+        from tornado.ioloop import IOLoop
+        ws = await self.ws_connect()
+        await self.read_json(ws)
+        loop = IOLoop.current()
+
+        def button_thread():
+            state = self.repository.press(source="button")
+            loop.add_callback(self.feed.send_updates, state, "press")
+        t = threading.Thread(target=button_thread)
+        t.start()
+        msg = await self.read_json(ws)
+        t.join()
+        assert (msg["count"], msg["event"]) == (2, "press")
+
+    @gen_test
+    async def test_late_older_state_is_not_shown(self):
+        """An older commit whose callback arrives after a newer one does not overwrite it."""
+        ws = await self.ws_connect()
+        await self.read_json(ws)
+        older = self.repository.press()
+        newer = self.repository.press()
+        self.feed.send_updates(newer, "press")
+        self.feed.send_updates(older, "press")
+        assert self.feed.state.count == 1
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        counts = [(await self.read_json(ws))["count"] for _ in range(2)]
+        assert counts == [1, 0]
+
+    @gen_test
+    async def test_client_messages_are_ignored(self):
+        """What a client sends changes nothing and the socket stays open."""
+        ws = await self.ws_connect()
+        await self.read_json(ws)
+        ws.write_message('{"count": 0}')
+        ws.write_message("press")
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        assert (await self.read_json(ws))["count"] == 2
+        assert self.repository.state().count == 2
+
+    @gen_test
+    async def test_oversized_message_closes_only_that_socket(self):
+        """A frame over the size limit closes its socket; the others still get updates."""
+        good = await self.ws_connect()
+        bad = await self.ws_connect()
+        await self.read_json(good)
+        await self.read_json(bad)
+        bad.write_message("x" * (websocketserver.MAX_CLIENT_MESSAGE * 10))
+        assert await bad.read_message() is None
+        assert bad.close_code == 1009
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        assert (await self.read_json(good))["count"] == 2
+
+    @gen_test
+    async def test_closed_sockets_leave_the_waiter_set(self):
+        """Closing sockets removes them from the feed; broadcasting then raises nothing."""
+        sockets = [await self.ws_connect() for _ in range(10)]
+        for ws in sockets:
+            await self.read_json(ws)
+        assert len(self.feed.waiters) == 10
+        for ws in sockets:
+            ws.close()
+        for _ in range(200):
+            if not self.feed.waiters:
+                break
+            await __import__("asyncio").sleep(0.01)
+        assert len(self.feed.waiters) == 0
+        self.feed.send_updates(self.repository.press(), "press")
+
+
+class ConnectionCapTest(ServerTestCase):
+    max_connections = 3
+
+    @gen_test
+    async def test_connections_beyond_the_cap_are_refused(self):
+        """Past --max-connections a new viewer gets a clear 503; the others keep working."""
+        sockets = [await self.ws_connect() for _ in range(3)]
+        for ws in sockets:
+            await self.read_json(ws)
+        with ExpectLog("button.server", "refused a viewer"):
+            try:
+                await self.ws_connect()
+            except HTTPClientError as e:
+                assert e.code == 503
+            else:
+                raise AssertionError("the fourth viewer was let in")
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        for ws in sockets:
+            assert (await self.read_json(ws))["count"] == 2
