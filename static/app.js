@@ -81,16 +81,18 @@
         return null;
       }
       audio = new Ctx();
-      audio.onstatechange = showSoundState;
+      audio.addEventListener("statechange", showSoundState);
     }
     return audio;
   }
 
   function showSoundState() {
+    body.dataset.sound = muted ? "muted" : (audio && audio.state === "running" ? "on" : "blocked");
     muteButton.setAttribute("aria-pressed", muted ? "true" : "false");
     muteButton.textContent = muted ? "🔇" : "🔊";
     muteButton.title = muted ? "Sound is off: click to turn the air horn on" : "Mute the air horn";
     const ctx = audio;
+    hooks.audioState = ctx ? ctx.state : "none";
     hooks.soundBlocked = !muted && (!ctx || ctx.state !== "running");
     enableButton.hidden = !hooks.soundBlocked;
   }
@@ -110,11 +112,19 @@
       return;
     }
     const ctx = audioContext();
-    if (!ctx || ctx.state !== "running") {
-      showSoundState(); // blocked: the "enable sound" button says so
+    if (!ctx) {
       return;
     }
+    if (ctx.state === "running") {
+      blast(ctx);
+    } else {
+      showSoundState(); // blocked until a gesture: the "enable sound" button says so
+    }
+  }
+
+  function blast(ctx) {
     hooks.horns += 1;
+    body.dataset.horns = String(hooks.horns); // readable without running script in the page
     const t0 = ctx.currentTime + 0.01;
     const out = ctx.createGain();
     out.gain.value = 0.0001;
@@ -164,7 +174,7 @@
     }, { passive: true });
   });
   if (!muted) {
-    audioContext(); // created now: "running" where autoplay is allowed, else the button shows
+    unlockSound(); // starts at once where autoplay is allowed; else the button shows
   }
   showSoundState();
 

@@ -31,6 +31,7 @@ class ServerProcess:
         self.args = ["--port=%d" % self.port, "--address=127.0.0.1", "--db=%s" % db, *args]
         self.stdin = stdin
         self.proc = None
+        self.script = os.path.join(ROOT, "websocketserver.py")
 
     @property
     def url(self):
@@ -39,7 +40,7 @@ class ServerProcess:
     def start(self, wait=True):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "websocketserver.py"), *self.args],
+            [sys.executable, self.script, *self.args],
             stdin=self.stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/",
         )
         if wait:
