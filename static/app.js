@@ -89,7 +89,7 @@
   function showSoundState() {
     body.dataset.sound = muted ? "muted" : (audio && audio.state === "running" ? "on" : "blocked");
     muteButton.setAttribute("aria-pressed", muted ? "true" : "false");
-    muteButton.textContent = muted ? "🔇" : "🔊";
+    muteButton.textContent = muted ? "Sound off" : "Sound on";
     muteButton.title = muted ? "Sound is off: click to turn the air horn on" : "Mute the air horn";
     const ctx = audio;
     hooks.audioState = ctx ? ctx.state : "none";
