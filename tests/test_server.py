@@ -306,3 +306,32 @@ class ConnectionCapTest(ServerTestCase):
         await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
         for ws in sockets:
             assert (await self.read_json(ws))["count"] == 2
+
+
+class PropertyTest(ServerTestCase):
+    def test_arbitrary_put_bodies_never_corrupt_state(self):
+        """Whatever JSON a client PUTs, the answer is 200 with a valid state or 400 and nothing changed."""
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        values = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                           st.floats(allow_nan=False), st.text(max_size=5), st.lists(st.integers(), max_size=3))
+        bodies = st.one_of(
+            st.dictionaries(st.sampled_from(["count", "goal", "x"]), values, max_size=3),
+            values,
+        )
+
+        @settings(max_examples=80, deadline=None)
+        @given(body=bodies)
+        def check(body):
+            before = self.repository.state()
+            with ExpectLog("tornado.access", ".*", required=False):
+                code, answer = self.api("PUT", "/api/count", json.dumps(body).encode())
+            after = self.repository.state()
+            if code == 200:
+                assert 0 <= after.count <= after.goal <= 1_000_000
+                assert (answer["count"], answer["goal"]) == (after.count, after.goal)
+            else:
+                assert code == 400 and answer["error"]
+                assert (after.count, after.goal) == (before.count, before.goal)
+        check()
