@@ -99,7 +99,7 @@ class Repository:
     RepositoryError and is not written to.
     """
 
-    def __init__(self, path: str, goal: int = 20) -> None:
+    def __init__(self, path: str, goal: int = 20, busy_timeout: float = 5.0) -> None:
         _validate_goal(goal)
         self.path = path
         _check_header(path)
@@ -107,7 +107,7 @@ class Repository:
         self._serial = 0
         try:
             self._db = sqlite3.connect(
-                path, timeout=5.0, isolation_level=None, check_same_thread=False
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as e:
             raise RepositoryError(f"{path}: cannot open the database: {e}") from e

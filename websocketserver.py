@@ -15,11 +15,13 @@ import json
 import logging
 import os
 import signal
+import struct
 import sys
 from typing import Callable, Optional, Set
 
 import tornado.web
 import tornado.websocket
+from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.ioloop import IOLoop
 from tornado.options import define, options
 
@@ -40,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(HERE, "static")
 MAX_API_BODY = 4096  # bytes; a PUT body is a few dozen
 MAX_CLIENT_MESSAGE = 1024  # bytes; the feed is read-only, a bigger frame closes that socket
-MAX_UNSENT_UPDATES = 16  # updates a reader may leave unread before it is dropped as stuck
+MAX_BUFFERED = 64 * 1024  # bytes a reader may leave unread (beyond the kernel's) before it is dropped
 
 define("port", default=8888, type=int, help="HTTP and WebSocket port (below 1024 needs root or CAP_NET_BIND_SERVICE)")
 define("address", default="", help='bind address; "" listens on every interface, so anyone on the LAN can open the page; 127.0.0.1 keeps it to this machine')
@@ -57,11 +59,13 @@ define("max_connections", default=1000, type=int, help="most WebSocket viewers a
 class Feed:
     """The open sockets and the latest committed state. Used on the IOLoop thread only."""
 
-    def __init__(self, state: State, title: Optional[str] = None, max_connections: int = 1000) -> None:
+    def __init__(self, state: State, title: Optional[str] = None, max_connections: int = 1000,
+                 max_buffered: int = MAX_BUFFERED) -> None:
         self.waiters: Set["FeedSocket"] = set()
         self.state = state
         self.title = title
         self.max_connections = max_connections
+        self.max_buffered = max_buffered
         self.version = ""
 
     def heading(self) -> str:
@@ -77,13 +81,18 @@ class Feed:
         return len(self.waiters) >= self.max_connections
 
     def send_updates(self, state: State, event: str) -> None:
-        """Send a newly committed state to every open socket, without waiting on any of them."""
+        """Send a newly committed state to every open socket, without waiting on any of them.
+
+        The WebSocket frame is built once and the same bytes go to every socket;
+        there is no backpressure: a socket whose unsent data passes max_buffered is
+        dropped rather than allowed to slow the others or to grow memory.
+        """
         if state.serial < self.state.serial:
             return  # an older commit whose callback arrived late: the screens have newer
         self.state = state
-        message = self.message(event)
+        frame = text_frame(self.message(event).encode())
         for waiter in list(self.waiters):
-            waiter.send(message)
+            waiter.send_frame(frame)
 
     def close_all(self) -> None:
         for waiter in list(self.waiters):
@@ -130,12 +139,15 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
 
     def initialize(self, feed: Feed) -> None:
         self.feed = feed
-        self.unsent = 0
 
     def prepare(self) -> None:
         if self.feed.full():
             log.warning("refused a viewer: %d connections is the limit", self.feed.max_connections)
             raise ApiError(503, f"too many viewers (limit {self.feed.max_connections})")
+
+    def get_compression_options(self) -> None:
+        # Off: send_frame writes ready-made uncompressed frames shared by every socket.
+        return None
 
     def check_origin(self, origin: str) -> bool:
         # The feed is public to whoever can reach the server and carries no write,
@@ -143,34 +155,43 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         return True
 
     def open(self) -> None:
+        self.stream = self.ws_connection.stream
+        # IOStream refuses writes past this (StreamBufferFullError): the stuck-reader limit.
+        self.stream.max_write_buffer_size = self.feed.max_buffered
         self.feed.waiters.add(self)
-        self.send(self.feed.message("state"))
+        self.send_frame(text_frame(self.feed.message("state").encode()))
 
-    def send(self, message: str) -> None:
-        """Queue one update; a reader that has left too many unread is dropped."""
-        if self.unsent >= MAX_UNSENT_UPDATES:
-            log.warning("dropped a viewer that stopped reading (%s)", self.request.remote_ip)
-            self.feed.waiters.discard(self)
-            self.close(1008, "too slow")
+    def send_frame(self, frame: bytes) -> None:
+        """Queue a ready-made frame; drop this socket if it is closed or has stopped reading."""
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            self.feed.waiters.discard(self)  # closing (say, a ping timed out): skip it
             return
         try:
-            sent = self.write_message(message)
-        except tornado.websocket.WebSocketClosedError:
+            self.stream.write(frame)
+        except StreamClosedError:
             self.feed.waiters.discard(self)
-            return
-        self.unsent += 1
-        sent.add_done_callback(self._sent)
-
-    def _sent(self, future) -> None:
-        self.unsent -= 1
-        if future.exception() is not None:  # closed meanwhile; on_close removes it
-            return
+        except StreamBufferFullError:
+            log.warning("dropped a viewer that stopped reading (%s)", self.request.remote_ip)
+            self.feed.waiters.discard(self)
+            self.stream.close()  # a close frame would only queue behind the unread data
 
     def on_message(self, message) -> None:
         pass
 
     def on_close(self) -> None:
         self.feed.waiters.discard(self)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n <= 0xFFFF:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
 
 
 class ApiError(tornado.web.HTTPError):

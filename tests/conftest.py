@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -39,9 +40,11 @@ class ServerProcess:
 
     def start(self, wait=True):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The log goes to a file: a pipe nobody reads would fill and stall the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="button-server-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, self.script, *self.args],
-            stdin=self.stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/",
+            stdin=self.stdin, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd="/",
         )
         if wait:
             self.wait_for_server()
@@ -51,8 +54,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out, err = self.proc.communicate()
-                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode, err.decode()))
+                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode, self.output()))
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
                     if r.status == 200:
@@ -80,11 +82,17 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc:
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream:
-                    stream.close()
+        if self.proc and self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
         return self.proc.returncode if self.proc else None
+
+    def output(self):
+        """What the server has logged so far."""
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
 
 
 @pytest.fixture
@@ -104,3 +112,8 @@ def server_factory(db_path):
     yield start
     for server in started:
         server.stop()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--churn", type=int, default=3000,
+                     help="connect/disconnect cycles in the churn test (the full check is 20000)")

@@ -17,10 +17,12 @@ AUTH = {"Authorization": "Bearer " + TOKEN}
 class ServerTestCase(AsyncHTTPTestCase):
     token = TOKEN
     max_connections = 1000
+    busy_timeout = 5.0
 
     def setUp(self):
         self.tmp = __import__("tempfile").mkdtemp()
-        self.repository = Repository(os.path.join(self.tmp, "counter.db"), goal=3)
+        self.repository = Repository(os.path.join(self.tmp, "counter.db"), goal=3,
+                                     busy_timeout=self.busy_timeout)
         self.sockets = []
         self.health_value = {"kind": "none", "ok": True}
         super().setUp()

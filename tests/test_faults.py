@@ -1,0 +1,169 @@
+"""Faults and hostile clients: full disk, locked database, stuck readers, dead peers, churn."""
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import sys
+
+import pytest
+from tornado.testing import ExpectLog, gen_test
+
+from Repository import Repository
+from tests.conftest import ServerProcess
+from tests.test_server import AUTH, ServerTestCase
+
+
+def raw_ws_client(port, rcvbuf=None):
+    """A WebSocket client that completes the handshake and then never reads or answers pings."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0]
+    return s
+
+
+async def until(predicate, timeout=10.0):
+    """Poll a condition of the server's state to a deadline (no event exists for it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in %ss" % timeout
+        await asyncio.sleep(0.02)
+
+
+class DiskFullTest(ServerTestCase):
+    def test_full_disk_press_is_refused_then_works_again(self):
+        """A full database: the press gets 503 with the reason, nothing changes; once space is back presses work."""
+        self.api("POST", "/api/press")
+        db = self.repository._db
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute("PRAGMA max_page_count = %d" % pages)  # SQLite now answers SQLITE_FULL
+        before = self.repository.state()
+        codes = []
+        with ExpectLog("button.server", ".*not stored"):
+            for _ in range(1000):  # until the log needs a page it may not have
+                code, body = self.api("POST", "/api/press")
+                codes.append(code)
+                if code != 200:
+                    break
+        assert codes[-1] == 503 and "full" in body["error"]
+        after_fault = self.repository.state()
+        assert after_fault.presses == before.presses + len(codes) - 1  # only the acknowledged ones
+        db.execute("PRAGMA max_page_count = 1073741823")
+        code, body = self.api("POST", "/api/press")
+        assert code == 200 and body["presses"] == after_fault.presses + 1
+
+
+class LockedDatabaseTest(ServerTestCase):
+    busy_timeout = 0.2
+
+    def test_locked_database_press_is_refused(self):
+        """While another process holds the write lock, a press gets 503 and is not counted."""
+        other = sqlite3.connect(self.repository.path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            with ExpectLog("button.server", ".*not stored"):
+                code, body = self.api("POST", "/api/press")
+            assert code == 503 and "locked" in body["error"]
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        code, body = self.api("POST", "/api/press")
+        assert code == 200 and body["count"] == 2
+
+
+class StuckReaderTest(ServerTestCase):
+    @gen_test(timeout=60)
+    async def test_stuck_reader_is_dropped_and_others_keep_up(self):
+        """A client that never reads is dropped once its buffer is full; a reading client gets every update."""
+        good = await self.ws_connect()
+        await self.read_json(good)
+        stuck = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port(), 4096)
+        await until(lambda: len(self.feed.waiters) == 2)
+        received = 0
+        state = self.repository.press()
+        sent = 0
+        with ExpectLog("button.server", "dropped a viewer that stopped reading"):
+            while len(self.feed.waiters) == 2:
+                assert sent < 200_000, "the stuck reader was never dropped"
+                for _ in range(200):
+                    self.feed.send_updates(state, "set")
+                sent += 200
+                while received < sent:  # the good client keeps up
+                    await good.read_message()
+                    received += 1
+        stuck.close()
+        self.feed.send_updates(self.repository.press(), "press")
+        msg = json.loads(await good.read_message())
+        assert msg["count"] == 1
+
+
+class DeadPeerTest(ServerTestCase):
+    def get_app(self):
+        self.feed = websocketserver_feed(self.repository)
+        from websocketserver import make_app
+        return make_app(self.repository, self.feed, token=self.token, ping_interval=0.2, ping_timeout=0.2)
+
+    @gen_test(timeout=30)
+    async def test_dead_peer_is_dropped_by_pings(self):
+        """A peer that stops answering pings is dropped and the waiter set shrinks back."""
+        alive = await self.ws_connect()
+        await self.read_json(alive)
+        dead = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port())
+        await until(lambda: len(self.feed.waiters) == 2)
+        # Dropped after the ping timeout plus Tornado's 5 s wait for a closing handshake.
+        await until(lambda: len(self.feed.waiters) == 1, timeout=10)
+        dead.close()
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        while True:
+            msg = json.loads(await alive.read_message())
+            if msg["event"] == "press":
+                break
+        assert msg["count"] == 2
+
+
+def websocketserver_feed(repository):
+    from websocketserver import Feed
+    return Feed(repository.state())
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_connection_churn_leaves_memory_and_waiters_flat(tmp_path, request):
+    """Thousands of connect/disconnect cycles leave the viewer count at 0 and RSS where it settled."""
+    cycles = request.config.getoption("--churn")
+    server = ServerProcess(str(tmp_path / "c.db"), "--button=none").start()
+    try:
+        from tornado.websocket import websocket_connect
+
+        async def churn(n):
+            for _ in range(n):
+                ws = await websocket_connect("ws://127.0.0.1:%d/websocket" % server.port)
+                await ws.read_message()
+                ws.close()
+
+        asyncio.run(churn(500))  # warm up allocator and caches
+        before = rss_kb(server.proc.pid)
+        asyncio.run(churn(cycles))
+
+        async def viewers_back_to_zero():
+            await until(lambda: server.request("GET", "/healthz")[1]["viewers"] == 0)
+        asyncio.run(viewers_back_to_zero())
+        growth = rss_kb(server.proc.pid) - before
+        assert growth < 4096, "RSS grew by %d KB over %d cycles" % (growth, cycles)
+    finally:
+        server.stop()
