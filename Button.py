@@ -123,6 +123,14 @@ class GpioButton:
 
     def _run(self, on_press: Callable[[], None]) -> None:
         # The button thread.
+        try:
+            self._retry_forever(on_press)
+        except BaseException as e:
+            self._error = f"button thread stopped: {type(e).__name__}: {e}"
+            log.critical("the GPIO button thread stopped; presses are no longer counted: %s", e)
+            raise
+
+    def _retry_forever(self, on_press: Callable[[], None]) -> None:
         failures = 0
         while not self._stopping:
             try:

@@ -296,3 +296,17 @@ def test_unknown_kind_is_an_error():
     """An unknown --button value is refused."""
     with pytest.raises(ButtonError, match="auto, gpio, keyboard, none"):
         make_button("joystick")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_dead_button_thread_shows_in_health(gpio):
+    """If the button thread dies for any reason, health() says it is not alive and not ok."""
+    b = GpioButton(gpio=gpio)
+    b.open()
+    b.start(lambda: None)
+    gpio.fail_next("input", SystemExit("thread killed"))  # not an Exception: nothing catches it
+    gpio.drive_low(11)
+    b._thread.join(2)
+    health = b.health()
+    assert health["alive"] is False and health["ok"] is False
+    b.stop()

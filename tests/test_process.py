@@ -163,3 +163,14 @@ def test_kill_9_loses_no_acknowledged_press(tmp_path):
     assert acknowledged <= api <= acknowledged + 4
     assert total > api  # the button thread pressed too
     assert count == 100000 - total == last_after  # the log agrees with the count
+
+
+def test_token_is_never_logged(server_factory):
+    """Neither the configured token nor a wrong one a client sends appears in the log."""
+    server = server_factory("--button=none", "--admin-token=" + TOKEN)
+    assert server.request("POST", "/api/press")[0] == 200
+    assert server.request("POST", "/api/press", token="guess-1234")[0] == 403
+    assert server.stop() == 0
+    log = server.output()
+    assert "POST /api/press" in log
+    assert TOKEN not in log and "guess-1234" not in log
