@@ -166,9 +166,23 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             self.feed.waiters.discard(self)  # closing (say, a ping timed out): skip it
             return
+        stream = self.stream
+        if stream.closed():
+            self.feed.waiters.discard(self)
+            return
         try:
-            self.stream.write(frame)
-        except StreamClosedError:
+            if not stream.writing():
+                # Fast path: nothing queued, so hand the frame straight to the kernel; only
+                # a part the socket cannot take now goes through IOStream's buffer.
+                try:
+                    sent = stream.socket.send(frame)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(frame):
+                    return
+                frame = frame[sent:]
+            stream.write(frame)
+        except (StreamClosedError, OSError):
             self.feed.waiters.discard(self)
         except StreamBufferFullError:
             log.warning("dropped a viewer that stopped reading (%s)", self.request.remote_ip)
