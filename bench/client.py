@@ -6,7 +6,6 @@ Runs in its own process (pinned to its own core by run.py). Protocol with run.py
 import argparse
 import asyncio
 import json
-import os
 import struct
 import sys
 import time

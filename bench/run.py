@@ -199,7 +199,7 @@ def main():
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=HERE, check=True)
     runs = []
     for n in args.n:
-        for rep in range(args.repeats):
+        for _rep in range(args.repeats):
             for server in args.servers:  # interleaved, so drift hits every server alike
                 r = run_one(server, n, args.presses, args.spacing, args.idle)
                 print(json.dumps(r), flush=True)

@@ -1,15 +1,11 @@
 """Faults and hostile clients: full disk, locked database, stuck readers, dead peers, churn."""
 import asyncio
 import json
-import os
 import socket
 import sqlite3
-import sys
 
-import pytest
 from tornado.testing import ExpectLog, gen_test
 
-from Repository import Repository
 from tests.conftest import ServerProcess
 from tests.test_server import AUTH, ServerTestCase
 

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from Repository import Repository
-from tests.conftest import ROOT, TOKEN, ServerProcess, free_port
+from tests.conftest import ROOT, TOKEN, ServerProcess
 
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

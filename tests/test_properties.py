@@ -1,5 +1,4 @@
 """Property-based tests: any sequence of operations keeps the count valid and the log in step."""
-import json
 import os
 import tempfile
 

@@ -2,7 +2,7 @@
 import json
 import os
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError
 from tornado.testing import AsyncHTTPTestCase, ExpectLog, gen_test
 from tornado.websocket import websocket_connect
 
