@@ -1,4 +1,5 @@
 """Shared fixtures: a database path, a running server process, free ports."""
+import asyncio
 import json
 import os
 import socket
@@ -29,7 +30,8 @@ class ServerProcess:
     def __init__(self, db, *args, port=None, stdin=subprocess.DEVNULL):
         self.db = db
         self.port = port or free_port()
-        self.args = ["--port=%d" % self.port, "--address=127.0.0.1", "--db=%s" % db, *args]
+        db_arg = [] if db is None else ["--db=%s" % db]  # None: the server's default path
+        self.args = ["--port=%d" % self.port, "--address=127.0.0.1", *db_arg, *args]
         self.stdin = stdin
         self.proc = None
         self.script = os.path.join(ROOT, "websocketserver.py")
@@ -93,6 +95,15 @@ class ServerProcess:
         """What the server has logged so far."""
         with open(self.log.name, errors="replace") as f:
             return f.read()
+
+
+async def until(predicate, timeout=10.0):
+    """Poll a condition of the server's state to a deadline (no event exists for it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in %ss" % timeout
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 import io
 import logging
 import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -24,6 +25,17 @@ class Presses:
     def wait_for(self, n, timeout=2.0):
         with self.cond:
             return self.cond.wait_for(lambda: self.count >= n, timeout)
+
+
+@contextmanager
+def running(button, on_press):
+    """Open and start a GpioButton; always stop it (and so GPIO.cleanup()) afterwards."""
+    button.open()
+    button.start(on_press)
+    try:
+        yield button
+    finally:
+        button.stop()
 
 
 @pytest.fixture
@@ -140,15 +152,10 @@ def test_gpio_separate_presses_each_count(gpio, button):
 
 def test_gpio_pull_down_press_is_high(gpio):
     """With pull="down" a press drives the pin high."""
-    b = GpioButton(pin=13, pull="down", gpio=gpio)
-    b.open()
     presses = Presses()
-    b.start(presses)
-    try:
+    with running(GpioButton(pin=13, pull="down", gpio=gpio), presses):
         gpio.drive_high(13)
         assert presses.wait_for(1)
-    finally:
-        b.stop()
 
 
 def test_gpio_stop_calls_cleanup(gpio):
@@ -170,11 +177,8 @@ def test_gpio_invalid_pin_is_a_button_error(gpio):
 
 def test_gpio_runtime_error_is_reported_and_recovered(gpio, caplog):
     """A GPIO error at run time is logged with the reason, and the pin is set up again."""
-    b = GpioButton(gpio=gpio, retry_delays=(0.01,))
-    b.open()
     presses = Presses()
-    b.start(presses)
-    try:
+    with running(GpioButton(gpio=gpio, retry_delays=(0.01,)), presses) as b:
         gpio.fail_next("input", RuntimeError("edge detection failed"))
         with caplog.at_level(logging.ERROR, logger="button"):
             gpio.drive_low(11)  # the read after this edge fails
@@ -185,23 +189,16 @@ def test_gpio_runtime_error_is_reported_and_recovered(gpio, caplog):
         assert b.wait_settled(2)
         gpio.drive_low(11)
         assert presses.wait_for(1)
-    finally:
-        b.stop()
 
 
 def test_gpio_error_shows_in_health_until_recovered(gpio):
     """While the pin cannot be set up again, health() says so with the reason."""
-    b = GpioButton(gpio=gpio, retry_delays=(30.0,))
-    b.open()
-    b.start(lambda: None)
-    try:
+    with running(GpioButton(gpio=gpio, retry_delays=(30.0,)), lambda: None) as b:
         gpio.fail_next("input", RuntimeError("gpio chip gone"))
         gpio.drive_low(11)
         assert not b.wait_settled(0.3)
         health = b.health()
         assert health["ok"] is False and "gpio chip gone" in health["error"]
-    finally:
-        b.stop()
 
 
 def test_failing_on_press_does_not_stop_the_button(gpio):
@@ -212,18 +209,13 @@ def test_failing_on_press_does_not_stop_the_button(gpio):
         calls()
         if calls.count == 1:
             raise RuntimeError("disk full")
-    b = GpioButton(gpio=gpio)
-    b.open()
-    b.start(on_press)
-    try:
+    with running(GpioButton(gpio=gpio), on_press) as b:
         gpio.drive_low(11)
         assert calls.wait_for(1)
         gpio.drive_high(11)
         assert b.wait_settled(2)
         gpio.drive_low(11)
         assert calls.wait_for(2)
-    finally:
-        b.stop()
 
 
 def test_fake_bouncetime_drops_edges_like_rpi_gpio():

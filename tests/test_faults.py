@@ -6,7 +6,7 @@ import sqlite3
 
 from tornado.testing import ExpectLog, gen_test
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, until
 from tests.test_server import AUTH, ServerTestCase
 
 
@@ -24,15 +24,6 @@ def raw_ws_client(port, rcvbuf=None):
         head += s.recv(1)
     assert b" 101 " in head.split(b"\r\n")[0]
     return s
-
-
-async def until(predicate, timeout=10.0):
-    """Poll a condition of the server's state to a deadline (no event exists for it)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in %ss" % timeout
-        await asyncio.sleep(0.02)
 
 
 class DiskFullTest(ServerTestCase):

@@ -77,11 +77,20 @@ def test_sigint_exits_cleanly(server_factory):
     assert server.proc.wait(5) == 0
 
 
-def test_fresh_start_uses_goal_and_default_db_beside_script(tmp_path):
-    """The --goal option seeds a fresh database."""
-    server = ServerProcess(str(tmp_path / "c.db"), "--button=none", "--goal=7").start()
+def test_default_db_is_beside_the_script_and_seeded_with_goal(tmp_path):
+    """Without --db the file is counter.db beside websocketserver.py (not the working directory), at --goal."""
+    import shutil
+    copy = tmp_path / "app"
+    copy.mkdir()
+    for name in ("websocketserver.py", "Button.py", "Repository.py", "default.html"):
+        shutil.copy(os.path.join(ROOT, name), copy / name)
+    shutil.copytree(os.path.join(ROOT, "static"), copy / "static")
+    server = ServerProcess(None, "--button=none", "--goal=7")
+    server.script = str(copy / "websocketserver.py")
+    server.start()  # run from cwd="/", as a service would
     try:
         assert server.request("GET", "/api/count")[1]["count"] == 7
+        assert (copy / "counter.db").exists()
     finally:
         server.stop()
 

@@ -128,15 +128,22 @@ def test_write_rolls_back_on_error(repo):
     assert repo.state() == before
 
 
+def assert_refused_untouched(path, match):
+    """Opening path raises RepositoryError matching match, and the file's bytes stay as they were."""
+    with open(path, "rb") as f:
+        before = f.read()
+    with pytest.raises(RepositoryError, match=match):
+        Repository(path)
+    with open(path, "rb") as f:
+        assert f.read() == before
+
+
 def test_not_sqlite_file_is_refused_untouched(db_path):
     """A file that is not SQLite raises RepositoryError naming it, and its bytes stay."""
     data = b"hello, this is my shopping list\n" * 100
     with open(db_path, "wb") as f:
         f.write(data)
-    with pytest.raises(RepositoryError, match="counter.db"):
-        Repository(db_path)
-    with open(db_path, "rb") as f:
-        assert f.read() == data
+    assert_refused_untouched(db_path, "counter.db")
 
 
 def test_other_programs_database_is_refused_untouched(db_path):
@@ -146,12 +153,7 @@ def test_other_programs_database_is_refused_untouched(db_path):
     other.execute("INSERT INTO notes VALUES ('keep me')")
     other.commit()
     other.close()
-    with open(db_path, "rb") as f:
-        before = f.read()
-    with pytest.raises(RepositoryError, match="another program"):
-        Repository(db_path)
-    with open(db_path, "rb") as f:
-        assert f.read() == before
+    assert_refused_untouched(db_path, "another program")
 
 
 def test_truncated_database_is_refused_untouched(db_path):
@@ -167,10 +169,7 @@ def test_truncated_database_is_refused_untouched(db_path):
             os.remove(db_path + suffix)
     with open(db_path, "wb") as f:
         f.write(cut)
-    with pytest.raises(RepositoryError, match="counter.db"):
-        Repository(db_path)
-    with open(db_path, "rb") as f:
-        assert f.read() == cut
+    assert_refused_untouched(db_path, "counter.db")
 
 
 def test_newer_schema_is_refused(db_path):

@@ -8,6 +8,7 @@ from tornado.websocket import websocket_connect
 
 import websocketserver
 from Repository import Repository
+from tests.conftest import until
 from websocketserver import Feed, make_app
 
 TOKEN = "s3cret"
@@ -281,11 +282,7 @@ class FeedTest(ServerTestCase):
         assert len(self.feed.waiters) == 10
         for ws in sockets:
             ws.close()
-        for _ in range(200):
-            if not self.feed.waiters:
-                break
-            await __import__("asyncio").sleep(0.01)
-        assert len(self.feed.waiters) == 0
+        await until(lambda: not self.feed.waiters)
         self.feed.send_updates(self.repository.press(), "press")
 
 
