@@ -74,7 +74,15 @@ def wait_up(port, proc, timeout=20):
     raise RuntimeError("server did not start")
 
 
-def run_one(name, n, presses, spacing, idle_s):
+def client_command(kind, port, n, presses, spacing, method):
+    flags = ["--port=%d" % port, "--n=%d" % n, "--presses=%d" % presses, "--spacing=%s" % spacing,
+             "--method=" + method]
+    if kind == "node":
+        return ["node", os.path.join(HERE, "client.js")] + flags
+    return [sys.executable, os.path.join(HERE, "client.py")] + flags
+
+
+def run_one(name, n, presses, spacing, idle_s, client_kind="node"):
     port = free_port()
     tmp = tempfile.mkdtemp()
     cmd, method = server_command(name, port, os.path.join(tmp, "counter.db"))
@@ -83,8 +91,7 @@ def run_one(name, n, presses, spacing, idle_s):
         wait_up(port, server)
         cpu0, rss0 = proc_stat(server.pid)
         client = subprocess.Popen(
-            pinned(1, [sys.executable, os.path.join(HERE, "client.py"), "--port=%d" % port, "--n=%d" % n,
-                       "--presses=%d" % presses, "--spacing=%s" % spacing, "--method=" + method]),
+            pinned(1, client_command(client_kind, port, n, presses, spacing, method)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = client.stdout.readline()
         if line.strip() != "READY":
@@ -191,17 +198,19 @@ def main():
     p.add_argument("--presses", type=int, default=10)
     p.add_argument("--spacing", type=float, default=0.3)
     p.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU measurement")
+    p.add_argument("--client", choices=["node", "python"], default="node",
+                   help="load client: client.js (Node ws, the default) or client.py (asyncio)")
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
-    if "node-ws" in args.servers and not os.path.isdir(os.path.join(HERE, "node_modules", "ws")):
+    if ("node-ws" in args.servers or args.client == "node") and not os.path.isdir(os.path.join(HERE, "node_modules", "ws")):
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=HERE, check=True)
     runs = []
     for n in args.n:
         for _rep in range(args.repeats):
             for server in args.servers:  # interleaved, so drift hits every server alike
-                r = run_one(server, n, args.presses, args.spacing, args.idle)
+                r = run_one(server, n, args.presses, args.spacing, args.idle, args.client)
                 print(json.dumps(r), flush=True)
                 runs.append(r)
     rows = summarize(runs)

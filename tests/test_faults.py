@@ -1,6 +1,7 @@
 """Faults and hostile clients: full disk, locked database, stuck readers, dead peers, churn."""
 import asyncio
 import json
+import logging
 import socket
 import sqlite3
 
@@ -106,8 +107,13 @@ class DeadPeerTest(ServerTestCase):
         await self.read_json(alive)
         dead = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port())
         await until(lambda: len(self.feed.waiters) == 2)
-        # Dropped after the ping timeout plus Tornado's 5 s wait for a closing handshake.
-        await until(lambda: len(self.feed.waiters) == 1, timeout=10)
+        # The feed's pinger drops it after one interval plus the timeout (0.4 s here).
+        with ExpectLog("button.server", "dropped a viewer that stopped answering pings", level=logging.INFO):
+            await until(lambda: len(self.feed.waiters) == 1, timeout=5)
+        received = b""
+        while chunk := dead.recv(4096):  # the server closed it: read to the end
+            received += chunk
+        assert received.endswith(b"\x89\x00")  # its state, then a ping it never answered
         dead.close()
         await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
         while True:
@@ -115,6 +121,43 @@ class DeadPeerTest(ServerTestCase):
             if msg["event"] == "press":
                 break
         assert msg["count"] == 2
+
+
+class PingRoundTest(ServerTestCase):
+    """The feed's one pinger, driven by hand: who is dropped and who stays."""
+
+    def get_app(self):
+        self.feed = websocketserver_feed(self.repository)
+        from websocketserver import make_app
+        # An interval far beyond the test, so that only the test's own calls ping.
+        return make_app(self.repository, self.feed, token=self.token, ping_interval=3600, ping_timeout=1)
+
+    @gen_test(timeout=30)
+    async def test_a_pong_keeps_a_viewer_and_silence_drops_it(self):
+        alive = await self.ws_connect()
+        await self.read_json(alive)
+        dead = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port())
+        await until(lambda: len(self.feed.waiters) == 2)
+        by_pong = {w.pong_due == 0 for w in self.feed.waiters}
+        assert by_pong == {True}  # nothing is due before the first ping
+        for _round in range(3):
+            now = self.io_loop.time()
+            self.feed.ping_all()
+            # Tornado's client answers the ping by itself; the raw client never does.
+            await until(lambda: sorted(w.pong_due == 0 for w in self.feed.waiters) == [False, True])
+            [silent] = [w for w in self.feed.waiters if w.pong_due]
+            assert silent.pong_due <= now + 1  # the first unanswered ping, not the latest
+            if _round < 2:
+                self.feed.drop_silent(now - 1)  # a check for an earlier round: nobody is due yet
+                assert len(self.feed.waiters) == 2
+        with ExpectLog("button.server", "dropped a viewer that stopped answering pings", level=logging.INFO):
+            self.feed.drop_silent(now)
+        assert len(self.feed.waiters) == 1 and silent not in self.feed.waiters
+        await until(lambda: silent.ws_connection is None)  # its connection is closed, not only forgotten
+        dead.close()
+        self.feed.send_updates(self.repository.press(), "press")
+        msg = await self.read_json(alive)
+        assert msg["event"] == "press" and msg["count"] == 2
 
 
 def websocketserver_feed(repository):
