@@ -207,13 +207,11 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
 
         Returns whether the frame was queued.
         """
-        if self.ws_connection is None or self.ws_connection.is_closing():
-            self.feed.waiters.discard(self)  # closing: skip it
-            return False
-        stream = self.stream
-        if stream.closed():
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():  # closed, or its close handshake began
             self.feed.waiters.discard(self)
             return False
+        stream = self.stream
         try:
             if not stream.writing():
                 # Fast path: nothing queued, so hand the frame straight to the kernel; only

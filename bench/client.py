@@ -1,119 +1,214 @@
 """Load client: N WebSocket viewers, then K presses; prints per-press latency to every viewer as JSON.
 
-Runs in its own process (pinned to its own core by run.py). Protocol with run.py: prints
-"READY" once every viewer has its initial state, waits for a line on stdin, then presses.
+One thread, one epoll loop over raw sockets (Linux): per message it costs one recv() and a few
+Python operations, several times less than any server it measures spends to send it (run.py
+reports the client's CPU per press next to the server's, to show it).
+
+Protocol with run.py: prints "READY" once every viewer has its initial state, waits for a line
+on stdin, presses K times, prints one line of JSON, then exits when stdin closes. It answers
+the servers' pings all along, so that none of its viewers is dropped while idle.
 """
 import argparse
-import asyncio
 import json
+import os
+import select
+import socket
 import struct
 import sys
 import time
 
 HANDSHAKE = (b"GET /websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+KEY = b'"presses":'
 
 
-class Viewer:
-    def __init__(self, results):
-        self.results = results  # presses value -> list of receipt times, shared
-
-    async def connect(self, port):
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-        self.writer.write(HANDSHAKE)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-        await self.next_message()
-
-    async def next_message(self):
-        while True:
-            b0, b1 = await self.reader.readexactly(2)
-            n = b1 & 0x7F
-            if n == 126:
-                (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-            elif n == 127:
-                (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-            payload = await self.reader.readexactly(n)
-            opcode = b0 & 0x0F
-            if opcode == 0x9:  # ping: answer with a pong (masked with a zero key, as allowed)
-                self.writer.write(struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload)
-            elif opcode == 0x8:
-                raise ConnectionError("closed by server")
-            elif opcode == 0x1:
-                return payload
-
-    async def listen(self, waiting):
-        try:
-            while True:
-                payload = await self.next_message()
-                now = time.perf_counter()
-                presses = json.loads(payload)["presses"]
-                self.results.setdefault(presses, []).append(now)
-                w = waiting.get(presses)
-                if w is not None:
-                    w[0] -= 1
-                    if w[0] == 0:
-                        w[1].set()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+def presses_of(payload):
+    i = payload.index(KEY) + len(KEY)
+    j = i
+    while payload[j] == 0x20:
+        j += 1
+    k = j
+    while 0x30 <= payload[k] <= 0x39:
+        k += 1
+    return int(payload[j:k])
 
 
-async def press(port, method, token):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(("%s /api/press HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
-                  "Content-Length: 0\r\nConnection: close\r\n\r\n" % (method, token)).encode())
-    data = await reader.read()
-    writer.close()
-    body = data.split(b"\r\n\r\n", 1)[1]
-    return json.loads(body)["presses"]
+def frames(buf):
+    """Complete frames at the start of buf as (opcode, payload), and the bytes left over."""
+    out = []
+    pos = 0
+    end = len(buf)
+    while end - pos >= 2:
+        b0, b1 = buf[pos], buf[pos + 1]
+        n = b1 & 0x7F
+        head = 2
+        if n == 126:
+            if end - pos < 4:
+                break
+            (n,) = struct.unpack_from("!H", buf, pos + 2)
+            head = 4
+        elif n == 127:
+            if end - pos < 10:
+                break
+            (n,) = struct.unpack_from("!Q", buf, pos + 2)
+            head = 10
+        if end - pos < head + n:
+            break
+        out.append((b0 & 0x0F, buf[pos + head:pos + head + n]))
+        pos += head + n
+    return out, buf[pos:]
 
 
-async def main(args):
-    results = {}
-    viewers = [Viewer(results) for _ in range(args.n)]
-    gate = asyncio.Semaphore(args.ramp)
+def pong(payload):
+    # Client frames are masked; a zero mask leaves the payload as it is (RFC 6455 5.3).
+    return struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload
+
+
+def open_viewers(port, n, ramp):
+    """Connect n viewers, ramp at a time; return {fd: (socket, leftover bytes)} and the failures."""
+    viewers = {}
     failed = 0
-
-    async def open_one(v):
-        nonlocal failed
-        async with gate:
+    for start in range(0, n, ramp):
+        batch = []
+        for _ in range(min(ramp, n - start)):
+            s = socket.socket()
             try:
-                await v.connect(args.port)
-                return True
-            except (OSError, ConnectionError, asyncio.IncompleteReadError):
+                s.connect(("127.0.0.1", port))
+                s.sendall(HANDSHAKE)
+                batch.append(s)
+            except OSError:
+                s.close()
                 failed += 1
-                return False
-
-    t = time.perf_counter()
-    ok = await asyncio.gather(*(open_one(v) for v in viewers))
-    connect_s = time.perf_counter() - t
-    live = [v for v, good in zip(viewers, ok) if good]
-    waiting = {}
-    tasks = [asyncio.ensure_future(v.listen(waiting)) for v in live]
-    print("READY", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    presses = []
-    for _ in range(args.presses):
-        await asyncio.sleep(args.spacing)
-        done = asyncio.Event()
-        t0 = time.perf_counter()
-        pending = [len(live), done]
-        # The new presses value is known from the answer; receipts before it are already recorded.
-        value = await press(args.port, args.method, args.token)
-        already = len(results.get(value, []))
-        pending[0] -= already
-        waiting[value] = pending
-        if pending[0] > 0:
+        for s in batch:
             try:
-                await asyncio.wait_for(done.wait(), timeout=args.timeout)
-            except asyncio.TimeoutError:
-                pass
-        times = sorted(r - t0 for r in results.get(value, []))
-        presses.append({"received": len(times), "latencies_ms": [round(x * 1000, 3) for x in times]})
-    for task in tasks:
-        task.cancel()
-    print(json.dumps({"n": args.n, "failed": failed, "connect_s": round(connect_s, 3), "presses": presses}))
+                s.settimeout(30)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        raise ConnectionError("closed during the handshake")
+                    data += chunk
+                head, rest = data.split(b"\r\n\r\n", 1)
+                if b" 101 " not in head.split(b"\r\n", 1)[0]:
+                    raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
+                while True:  # the initial state
+                    got, rest = frames(rest)
+                    if any(op == 0x1 for op, _ in got):
+                        break
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        raise ConnectionError("closed before the initial state")
+                    rest += chunk
+                s.setblocking(False)
+                viewers[s.fileno()] = [s, rest]
+            except (OSError, ConnectionError):
+                s.close()
+                failed += 1
+    return viewers, failed
+
+
+def main(args):
+    t = time.perf_counter()
+    viewers, failed = open_viewers(args.port, args.n, args.ramp)
+    connect_s = time.perf_counter() - t
+    live = len(viewers)
+    ep = select.epoll()
+    for fd in viewers:
+        ep.register(fd, select.EPOLLIN)
+    stdin = sys.stdin.fileno()
+    ep.register(stdin, select.EPOLLIN)
+    print("READY", flush=True)
+
+    receipts = {}  # presses value -> receipt times
+    presses = []
+    started = False
+    stdin_closed = False
+    press = None  # the press being timed: dict with its socket, t0, value
+    next_press = 0.0
+    cpu0 = 0.0
+    perf = time.perf_counter
+    while True:
+        if started and press is None:
+            if len(presses) == args.presses:
+                break
+            wait = next_press - perf()
+            if wait <= 0:
+                s = socket.socket()
+                t0 = perf()
+                s.connect(("127.0.0.1", args.port))
+                s.sendall(("%s /api/press HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                           "Content-Length: 0\r\nConnection: close\r\n\r\n" % (args.method, args.token)).encode())
+                s.setblocking(False)
+                ep.register(s.fileno(), select.EPOLLIN)
+                press = {"socket": s, "t0": t0, "value": None, "answer": b"", "deadline": t0 + args.timeout}
+                wait = 0
+        else:
+            wait = 0.05
+        events = ep.poll(max(0.0, wait) if press is None else 0.05)
+        now = perf()
+        for fd, _ev in events:
+            entry = viewers.get(fd)
+            if entry is not None:
+                sock = entry[0]
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    ep.unregister(fd)
+                    del viewers[fd]
+                    continue
+                if entry[1]:
+                    data = entry[1] + data
+                got, entry[1] = frames(data)
+                for op, payload in got:
+                    if op == 0x1:
+                        receipts.setdefault(presses_of(payload), []).append(now)
+                    elif op == 0x9:
+                        sock.send(pong(payload))
+            elif fd == stdin:
+                line = os.read(stdin, 4096)
+                if not started:
+                    started = True
+                    cpu0 = time.process_time()
+                    next_press = now + args.spacing
+                elif not line:
+                    stdin_closed = True
+            elif press is not None and fd == press["socket"].fileno():
+                chunk = press["socket"].recv(65536)
+                press["answer"] += chunk
+                if not chunk:
+                    ep.unregister(fd)
+                    press["socket"].close()
+                    head, _, body = press["answer"].partition(b"\r\n\r\n")
+                    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                        raise SystemExit("press answered: %r" % head.split(b"\r\n", 1)[0])
+                    press["value"] = json.loads(body)["presses"]
+        if press is not None and press["value"] is not None:
+            got = receipts.get(press["value"], [])
+            if len(got) >= len(viewers) or now > press["deadline"]:
+                times = sorted(r - press["t0"] for r in got)
+                presses.append({"received": len(times), "latencies_ms": [round(x * 1000, 3) for x in times]})
+                press = None
+                next_press = now + args.spacing
+    cpu_s = time.process_time() - cpu0  # over the presses, spacing included
+    print(json.dumps({"n": args.n, "failed": failed, "connect_s": round(connect_s, 3),
+                      "cpu_s": round(cpu_s, 4), "presses": presses}), flush=True)
+    # Exit (closing every socket) only when run.py closes stdin, once it has read the
+    # server's CPU time for the presses; answer pings until then.
+    while not stdin_closed:
+        for fd, _ev in ep.poll(1.0):
+            if fd == stdin:
+                if not os.read(stdin, 4096):
+                    stdin_closed = True
+            elif fd in viewers:
+                try:
+                    viewers[fd][0].recv(65536)
+                except OSError:
+                    ep.unregister(fd)
+                    del viewers[fd]
 
 
 if __name__ == "__main__":
@@ -126,4 +221,4 @@ if __name__ == "__main__":
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--method", default="POST")
     p.add_argument("--token", default="bench")
-    asyncio.run(main(p.parse_args()))
+    main(p.parse_args())

@@ -82,7 +82,7 @@ def client_command(kind, port, n, presses, spacing, method):
     return [sys.executable, os.path.join(HERE, "client.py")] + flags
 
 
-def run_one(name, n, presses, spacing, idle_s, client_kind="node"):
+def run_one(name, n, presses, spacing, idle_s, client_kind="python"):
     port = free_port()
     tmp = tempfile.mkdtemp()
     cmd, method = server_command(name, port, os.path.join(tmp, "counter.db"))
@@ -102,8 +102,9 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="node"):
         client.stdin.write("go\n")
         client.stdin.flush()
         out = json.loads(client.stdout.readline())
+        cpu3, _ = proc_stat(server.pid)  # before the client's exit closes N sockets
+        client.stdin.close()  # the client exits now
         client.wait()
-        cpu3, _ = proc_stat(server.pid)
     finally:
         server.terminate()
         server.wait()
@@ -120,9 +121,11 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="node"):
     return {
         "server": name, "n": n, "failed": out["failed"], "missed": missed, "connect_s": out["connect_s"],
         "latency_ms": med, "rss_kb_per_conn": round((rss1 - rss0) / n, 2),
-        "idle_cpu_pct": round(100 * (cpu2 - cpu1) / idle_s, 2),
+        "idle_cpu_pct": round(100 * (cpu2 - cpu1) / idle_s, 2), "idle_s": idle_s,
         # The press window includes the spacing sleeps, in which the server only idles.
         "cpu_ms_per_press": round(1000 * (cpu3 - cpu2) / max(1, len(out["presses"])), 2),
+        # The client's own CPU per press: well under the latency means it kept up.
+        "client_cpu_ms_per_press": round(1000 * out["cpu_s"] / max(1, len(out["presses"])), 2),
     }
 
 
@@ -143,6 +146,7 @@ def summarize(runs):
             "rss_kb_per_conn": stat(lambda r: r["rss_kb_per_conn"]),
             "idle_cpu_pct": stat(lambda r: r["idle_cpu_pct"]),
             "cpu_ms_per_press": stat(lambda r: r["cpu_ms_per_press"]),
+            "client_cpu_ms_per_press": stat(lambda r: r.get("client_cpu_ms_per_press")),
             "failed": sum(r["failed"] for r in rs), "missed": sum(r["missed"] for r in rs),
         })
     return rows
@@ -156,15 +160,16 @@ def markdown(rows):
     for r in rows:
         if r["server"] == "node-ws":
             best[r["n"]] = r["max_ms"][0]
-    lines = ["| N | server | press → last client ms | p50 ms | p99 ms | ratio to node-ws (last client) | RSS KB/conn | idle CPU % | CPU ms/press | failed | missed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| N | server | press → last client ms | p50 ms | p99 ms | ratio to node-ws (last client) | RSS KB/conn | idle CPU % | CPU ms/press | client CPU ms/press | failed | missed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "–"
         if best.get(r["n"]) and r["max_ms"][0] is not None:
             ratio = "%.2f" % (r["max_ms"][0] / best[r["n"]])
-        lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |" % (
+        lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |" % (
             r["n"], r["server"], f(r["max_ms"]), f(r["p50_ms"]), f(r["p99_ms"]), ratio,
-            f(r["rss_kb_per_conn"]), f(r["idle_cpu_pct"]), f(r["cpu_ms_per_press"]), r["failed"], r["missed"]))
+            f(r["rss_kb_per_conn"]), f(r["idle_cpu_pct"]), f(r["cpu_ms_per_press"]),
+            f(r["client_cpu_ms_per_press"]), r["failed"], r["missed"]))
     return "\n".join(lines) + "\n"
 
 
@@ -198,8 +203,12 @@ def main():
     p.add_argument("--presses", type=int, default=10)
     p.add_argument("--spacing", type=float, default=0.3)
     p.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU measurement")
-    p.add_argument("--client", choices=["node", "python"], default="node",
-                   help="load client: client.js (Node ws, the default) or client.py (asyncio)")
+    p.add_argument("--idle-at-max", type=float, default=21.0,
+                   help="seconds of idle CPU measurement at the largest N: longer than the 20 s ping "
+                        "interval, so that the window holds a ping to every viewer")
+    p.add_argument("--client", choices=["python", "node"], default="python",
+                   help="load client: client.py (raw sockets and epoll, the default: the cheapest) "
+                        "or client.js (Node with ws)")
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -210,7 +219,8 @@ def main():
     for n in args.n:
         for _rep in range(args.repeats):
             for server in args.servers:  # interleaved, so drift hits every server alike
-                r = run_one(server, n, args.presses, args.spacing, args.idle, args.client)
+                idle = args.idle_at_max if n == max(args.n) and len(args.n) > 1 else args.idle
+                r = run_one(server, n, args.presses, args.spacing, idle, args.client)
                 print(json.dumps(r), flush=True)
                 runs.append(r)
     rows = summarize(runs)

@@ -28,6 +28,21 @@ const server = http.createServer((req, res) => {
   }
 });
 const wss = new WebSocketServer({ server, path: "/websocket", perMessageDeflate: false });
-wss.on("connection", (ws) => ws.send(JSON.stringify({ count, goal, presses, event: "state" })));
+wss.on("connection", (ws) => {
+  ws.isAlive = true;
+  ws.on("pong", () => (ws.isAlive = true));
+  ws.send(JSON.stringify({ count, goal, presses, event: "state" }));
+});
+// Pings every 20 s like the other servers (ws sends none by itself): ws's documented
+// heartbeat, which drops a client that has not answered the previous ping.
+setInterval(() => {
+  for (const ws of wss.clients) {
+    if (!ws.isAlive) ws.terminate();
+    else {
+      ws.isAlive = false;
+      ws.ping();
+    }
+  }
+}, 20000);
 server.listen(port, "127.0.0.1");
 process.on("SIGTERM", () => process.exit(0));
