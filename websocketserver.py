@@ -70,36 +70,43 @@ class Feed:
         self.ping_interval = 0.0  # seconds; 0 = no pings. make_app sets both.
         self.ping_timeout = 0.0
         self._pinger: Optional[PeriodicCallback] = None
+        self._tick = 0  # the slot the next ping_tick pings
+        self._next_slot = 0  # the slot the next viewer joins
 
     def add(self, waiter: "FeedSocket") -> None:
+        waiter.ping_slot = self._next_slot
+        self._next_slot = (self._next_slot + 1) % PING_SLOTS
         self.waiters.add(waiter)
         if self._pinger is None and self.ping_interval > 0:
-            self._pinger = PeriodicCallback(self.ping_all, self.ping_interval * 1000)
+            self._pinger = PeriodicCallback(self.ping_tick, self.ping_interval * 1000 / PING_SLOTS)
             self._pinger.start()
 
-    def ping_all(self) -> None:
-        """One timer pings every socket, rather than one task per socket (Tornado's way).
+    def ping_tick(self, now: Optional[float] = None) -> None:
+        """Ping one slot of the sockets and drop those silent for longer than ping_timeout.
 
-        A socket that has not answered a ping within ping_timeout is dropped. The ping
-        frame is built once, like an update.
+        One timer for every socket, rather than a task per socket (Tornado's way). Each
+        tick pings a twentieth of them, so that with thousands of viewers the pings and
+        their pongs come as a trickle, not as one burst that a press would wait behind.
+        Every socket is pinged once per ping_interval; the frame is built once.
         """
         if not self.waiters:
             self._pinger.stop()
             self._pinger = None
             return
-        now = IOLoop.current().time()
+        if now is None:
+            now = IOLoop.current().time()
+        slot = self._tick
+        self._tick = (self._tick + 1) % PING_SLOTS
+        late = now - self.ping_timeout if self.ping_timeout > 0 else None
         for waiter in list(self.waiters):
-            if not waiter.pong_due:
-                waiter.pong_due = now  # the oldest ping not yet answered
-            waiter.send_frame(PING_FRAME)
-        if self.ping_timeout > 0:
-            IOLoop.current().call_later(self.ping_timeout, self.drop_silent, now)
-
-    def drop_silent(self, pinged_at: float) -> None:
-        for waiter in list(self.waiters):
-            if 0 < waiter.pong_due <= pinged_at:
+            due = waiter.pong_due
+            if due and late is not None and due <= late:
                 log.info("dropped a viewer that stopped answering pings (%s)", waiter.request.remote_ip)
                 waiter.drop()
+            elif waiter.ping_slot == slot:
+                if not due:
+                    waiter.pong_due = now  # the oldest ping not yet answered
+                waiter.send_frame(PING_FRAME)
 
     def heading(self) -> str:
         return self.title or f"Countdown to {self.state.goal}"
@@ -173,7 +180,8 @@ class StaticHandler(SecurityHeaders, tornado.web.StaticFileHandler):
 class FeedSocket(tornado.websocket.WebSocketHandler):
     """One viewer of the live feed. Read-only: what a client sends is ignored."""
 
-    pong_due = 0.0  # when the oldest unanswered ping went out (Feed.ping_all); 0 = none
+    pong_due = 0.0  # when the oldest unanswered ping went out (Feed.ping_tick); 0 = none
+    ping_slot = 0  # which of Feed's PING_SLOTS ticks pings this socket
 
     def initialize(self, feed: Feed) -> None:
         self.feed = feed
@@ -259,6 +267,7 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+PING_SLOTS = 20  # a ping interval is this many ticks, each pinging one slot of the sockets
 PING_FRAME = b"\x89\x00"  # an unmasked ping with no payload (RFC 6455 5.5.2)
 
 

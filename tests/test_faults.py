@@ -107,7 +107,7 @@ class DeadPeerTest(ServerTestCase):
         await self.read_json(alive)
         dead = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port())
         await until(lambda: len(self.feed.waiters) == 2)
-        # The feed's pinger drops it after one interval plus the timeout (0.4 s here).
+        # The feed's pinger drops it within one interval plus the timeout (0.4 s here).
         with ExpectLog("button.server", "dropped a viewer that stopped answering pings", level=logging.INFO):
             await until(lambda: len(self.feed.waiters) == 1, timeout=5)
         received = b""
@@ -124,13 +124,19 @@ class DeadPeerTest(ServerTestCase):
 
 
 class PingRoundTest(ServerTestCase):
-    """The feed's one pinger, driven by hand: who is dropped and who stays."""
+    """The feed's one pinger, ticked by hand with a given clock: who is dropped and who stays."""
 
     def get_app(self):
         self.feed = websocketserver_feed(self.repository)
         from websocketserver import make_app
-        # An interval far beyond the test, so that only the test's own calls ping.
-        return make_app(self.repository, self.feed, token=self.token, ping_interval=3600, ping_timeout=1)
+        # An interval far beyond the test, so that only the test's own ticks ping.
+        return make_app(self.repository, self.feed, token=self.token, ping_interval=3600, ping_timeout=10)
+
+    def interval(self, start):
+        """One ping interval of ticks, 0.1 s apart from start: every socket is pinged once."""
+        from websocketserver import PING_SLOTS
+        for i in range(PING_SLOTS):
+            self.feed.ping_tick(now=start + i * 0.1)
 
     @gen_test(timeout=30)
     async def test_a_pong_keeps_a_viewer_and_silence_drops_it(self):
@@ -138,22 +144,22 @@ class PingRoundTest(ServerTestCase):
         await self.read_json(alive)
         dead = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port())
         await until(lambda: len(self.feed.waiters) == 2)
-        by_pong = {w.pong_due == 0 for w in self.feed.waiters}
-        assert by_pong == {True}  # nothing is due before the first ping
-        for _round in range(3):
-            now = self.io_loop.time()
-            self.feed.ping_all()
-            # Tornado's client answers the ping by itself; the raw client never does.
-            await until(lambda: sorted(w.pong_due == 0 for w in self.feed.waiters) == [False, True])
-            [silent] = [w for w in self.feed.waiters if w.pong_due]
-            assert silent.pong_due <= now + 1  # the first unanswered ping, not the latest
-            if _round < 2:
-                self.feed.drop_silent(now - 1)  # a check for an earlier round: nobody is due yet
-                assert len(self.feed.waiters) == 2
+        assert all(w.pong_due == 0 for w in self.feed.waiters)  # nothing is due before a ping
+        self.interval(1000.0)
+        # Tornado's client answers the ping by itself; the raw client never does.
+        await until(lambda: sorted(w.pong_due == 0 for w in self.feed.waiters) == [False, True])
+        [silent] = [w for w in self.feed.waiters if w.pong_due]
+        first = silent.pong_due
+        assert 1000.0 <= first < 1002.0
+        self.interval(1005.0)  # a second interval, still inside the 10 s timeout
+        assert len(self.feed.waiters) == 2
+        assert silent.pong_due == first  # still the first unanswered ping, not the latest
+        await until(lambda: sorted(w.pong_due == 0 for w in self.feed.waiters) == [False, True])
         with ExpectLog("button.server", "dropped a viewer that stopped answering pings", level=logging.INFO):
-            self.feed.drop_silent(now)
+            self.feed.ping_tick(now=first + 10.01)  # any tick past the timeout drops it
         assert len(self.feed.waiters) == 1 and silent not in self.feed.waiters
         await until(lambda: silent.ws_connection is None)  # its connection is closed, not only forgotten
+        assert b"\x89\x00\x89\x00" in dead.recv(65536)  # it was sent both pings
         dead.close()
         self.feed.send_updates(self.repository.press(), "press")
         msg = await self.read_json(alive)
