@@ -64,11 +64,41 @@ def pong(payload):
     return struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload
 
 
-def open_viewers(port, n, ramp):
-    """Connect n viewers, ramp at a time; return {fd: (socket, leftover bytes)} and the failures."""
+def serve_viewer(viewers, ep, fd, receipts, now):
+    """Read what one viewer has: record each state's receipt time, answer each ping."""
+    entry = viewers[fd]
+    sock = entry[0]
+    try:
+        data = sock.recv(65536)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if not data:
+        ep.unregister(fd)
+        del viewers[fd]
+        return
+    if entry[1]:
+        data = entry[1] + data
+    got, entry[1] = frames(data)
+    for op, payload in got:
+        if op == 0x1:
+            receipts.setdefault(presses_of(payload), []).append(now)
+        elif op == 0x9:
+            sock.send(pong(payload))
+
+
+def open_viewers(port, n, ramp, ep, receipts):
+    """Connect n viewers, ramp at a time, into ep; return {fd: [socket, leftover bytes]} and the failures.
+
+    Between batches it serves the viewers already open, so that none misses a ping while
+    thousands more connect.
+    """
     viewers = {}
     failed = 0
     for start in range(0, n, ramp):
+        for fd, _ev in ep.poll(0):
+            serve_viewer(viewers, ep, fd, receipts, 0.0)
         batch = []
         for _ in range(min(ramp, n - start)):
             s = socket.socket()
@@ -93,6 +123,9 @@ def open_viewers(port, n, ramp):
                     raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
                 while True:  # the initial state
                     got, rest = frames(rest)
+                    for op, payload in got:
+                        if op == 0x9:  # pinged already: answer it, or the server drops this viewer
+                            s.sendall(pong(payload))
                     if any(op == 0x1 for op, _ in got):
                         break
                     chunk = s.recv(4096)
@@ -101,6 +134,7 @@ def open_viewers(port, n, ramp):
                     rest += chunk
                 s.setblocking(False)
                 viewers[s.fileno()] = [s, rest]
+                ep.register(s.fileno(), select.EPOLLIN)
             except (OSError, ConnectionError):
                 s.close()
                 failed += 1
@@ -108,18 +142,15 @@ def open_viewers(port, n, ramp):
 
 
 def main(args):
-    t = time.perf_counter()
-    viewers, failed = open_viewers(args.port, args.n, args.ramp)
-    connect_s = time.perf_counter() - t
-    live = len(viewers)
     ep = select.epoll()
-    for fd in viewers:
-        ep.register(fd, select.EPOLLIN)
+    receipts = {}  # presses value -> receipt times
+    t = time.perf_counter()
+    viewers, failed = open_viewers(args.port, args.n, args.ramp, ep, receipts)
+    connect_s = time.perf_counter() - t
     stdin = sys.stdin.fileno()
     ep.register(stdin, select.EPOLLIN)
     print("READY", flush=True)
 
-    receipts = {}  # presses value -> receipt times
     presses = []
     started = False
     stdin_closed = False
@@ -147,27 +178,8 @@ def main(args):
         events = ep.poll(max(0.0, wait) if press is None else 0.05)
         now = perf()
         for fd, _ev in events:
-            entry = viewers.get(fd)
-            if entry is not None:
-                sock = entry[0]
-                try:
-                    data = sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    ep.unregister(fd)
-                    del viewers[fd]
-                    continue
-                if entry[1]:
-                    data = entry[1] + data
-                got, entry[1] = frames(data)
-                for op, payload in got:
-                    if op == 0x1:
-                        receipts.setdefault(presses_of(payload), []).append(now)
-                    elif op == 0x9:
-                        sock.send(pong(payload))
+            if fd in viewers:
+                serve_viewer(viewers, ep, fd, receipts, now)
             elif fd == stdin:
                 line = os.read(stdin, 4096)
                 if not started:
@@ -204,11 +216,7 @@ def main(args):
                 if not os.read(stdin, 4096):
                     stdin_closed = True
             elif fd in viewers:
-                try:
-                    viewers[fd][0].recv(65536)
-                except OSError:
-                    ep.unregister(fd)
-                    del viewers[fd]
+                serve_viewer(viewers, ep, fd, receipts, 0.0)
 
 
 if __name__ == "__main__":
