@@ -186,6 +186,7 @@ def plot(rows, path):
         pts = sorted((r["n"], r["max_ms"][0]) for r in rows if r["server"] == server and r["max_ms"][0] is not None)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=server)
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("connected clients (N)")
     ax.set_ylabel("press → last client, median over presses (ms)")
     ax.set_title("The Button fan-out: latency against N")
