@@ -210,15 +210,12 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         self.feed.add(self)
         self.send_frame(text_frame(self.feed.message("state").encode()))
 
-    def send_frame(self, frame: bytes) -> bool:
-        """Queue a ready-made frame; drop this socket if it is closed or has stopped reading.
-
-        Returns whether the frame was queued.
-        """
+    def send_frame(self, frame: bytes) -> None:
+        """Queue a ready-made frame; drop this socket if it is closed or has stopped reading."""
         connection = self.ws_connection
         if connection is None or connection.is_closing():  # closed, or its close handshake began
             self.feed.waiters.discard(self)
-            return False
+            return
         stream = self.stream
         try:
             if not stream.writing():
@@ -229,16 +226,14 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
                 except BlockingIOError:
                     sent = 0
                 if sent == len(frame):
-                    return True
+                    return
                 frame = frame[sent:]
             stream.write(frame)
-            return True
         except (StreamClosedError, OSError):
             self.feed.waiters.discard(self)
         except StreamBufferFullError:
             log.warning("dropped a viewer that stopped reading (%s)", self.request.remote_ip)
             self.drop()
-        return False
 
     def drop(self) -> None:
         """Close the connection at once: a close frame would only queue behind unread data."""
