@@ -90,8 +90,7 @@ class Feed:
         Every socket is pinged once per ping_interval; the frame is built once.
         """
         if not self.waiters:
-            self._pinger.stop()
-            self._pinger = None
+            self.stop_pinging()
             return
         if now is None:
             now = IOLoop.current().time()
@@ -134,10 +133,13 @@ class Feed:
         for waiter in list(self.waiters):
             waiter.send_frame(frame)
 
-    def close_all(self) -> None:
+    def stop_pinging(self) -> None:
         if self._pinger is not None:
             self._pinger.stop()
             self._pinger = None
+
+    def close_all(self) -> None:
+        self.stop_pinging()
         for waiter in list(self.waiters):
             waiter.close(1001, "server shutting down")
 

@@ -94,19 +94,24 @@ class StuckReaderTest(ServerTestCase):
         assert msg["count"] == 1
 
 
-class DeadPeerTest(ServerTestCase):
-    def get_app(self):
-        self.feed = websocketserver_feed(self.repository)
-        from websocketserver import make_app
-        return make_app(self.repository, self.feed, token=self.token, ping_interval=0.2, ping_timeout=0.2)
-
-    @gen_test(timeout=30)
-    async def test_dead_peer_is_dropped_by_pings(self):
-        """A peer that stops answering pings is dropped and the waiter set shrinks back."""
+class PingTestCase(ServerTestCase):
+    async def alive_and_dead(self):
+        """Two viewers: Tornado's client, which answers pings, and a raw one that never reads."""
         alive = await self.ws_connect()
         await self.read_json(alive)
         dead = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port())
         await until(lambda: len(self.feed.waiters) == 2)
+        return alive, dead
+
+
+class DeadPeerTest(PingTestCase):
+    ping_interval = 0.2
+    ping_timeout = 0.2
+
+    @gen_test(timeout=30)
+    async def test_dead_peer_is_dropped_by_pings(self):
+        """A peer that stops answering pings is dropped and the waiter set shrinks back."""
+        alive, dead = await self.alive_and_dead()
         # The feed's pinger drops it within one interval plus the timeout (0.4 s here).
         with ExpectLog("button.server", "dropped a viewer that stopped answering pings", level=logging.INFO):
             await until(lambda: len(self.feed.waiters) == 1, timeout=5)
@@ -123,14 +128,11 @@ class DeadPeerTest(ServerTestCase):
         assert msg["count"] == 2
 
 
-class PingRoundTest(ServerTestCase):
+class PingRoundTest(PingTestCase):
     """The feed's one pinger, ticked by hand with a given clock: who is dropped and who stays."""
 
-    def get_app(self):
-        self.feed = websocketserver_feed(self.repository)
-        from websocketserver import make_app
-        # An interval far beyond the test, so that only the test's own ticks ping.
-        return make_app(self.repository, self.feed, token=self.token, ping_interval=3600, ping_timeout=10)
+    ping_interval = 3600  # far beyond the test, so that only the test's own ticks ping
+    ping_timeout = 10
 
     def interval(self, start):
         """One ping interval of ticks, 0.1 s apart from start: every socket is pinged once."""
@@ -140,10 +142,7 @@ class PingRoundTest(ServerTestCase):
 
     @gen_test(timeout=30)
     async def test_a_pong_keeps_a_viewer_and_silence_drops_it(self):
-        alive = await self.ws_connect()
-        await self.read_json(alive)
-        dead = await asyncio.get_running_loop().run_in_executor(None, raw_ws_client, self.get_http_port())
-        await until(lambda: len(self.feed.waiters) == 2)
+        alive, dead = await self.alive_and_dead()
         assert all(w.pong_due == 0 for w in self.feed.waiters)  # nothing is due before a ping
         self.interval(1000.0)
         # Tornado's client answers the ping by itself; the raw client never does.
@@ -164,11 +163,6 @@ class PingRoundTest(ServerTestCase):
         self.feed.send_updates(self.repository.press(), "press")
         msg = await self.read_json(alive)
         assert msg["event"] == "press" and msg["count"] == 2
-
-
-def websocketserver_feed(repository):
-    from websocketserver import Feed
-    return Feed(repository.state())
 
 
 def rss_kb(pid):

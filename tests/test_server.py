@@ -19,6 +19,8 @@ class ServerTestCase(AsyncHTTPTestCase):
     token = TOKEN
     max_connections = 1000
     busy_timeout = 5.0
+    ping_interval = 20.0  # seconds, as the server's default
+    ping_timeout = 10.0
 
     def setUp(self):
         self.tmp = __import__("tempfile").mkdtemp()
@@ -30,7 +32,8 @@ class ServerTestCase(AsyncHTTPTestCase):
 
     def get_app(self):
         self.feed = Feed(self.repository.state(), max_connections=self.max_connections)
-        return make_app(self.repository, self.feed, token=self.token, health=lambda: self.health_value)
+        return make_app(self.repository, self.feed, token=self.token, health=lambda: self.health_value,
+                        ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
 
     def tearDown(self):
         for ws in self.sockets:
