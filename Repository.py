@@ -7,17 +7,26 @@ gets the new state back; callers broadcast or acknowledge only that state.
 """
 from __future__ import annotations
 
-import datetime
 import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, List, Optional
+
+from store import (  # noqa: F401 - re-exported: callers import the errors from here too
+    MAX_GOAL,
+    Change,
+    InvalidValue,
+    NothingToUndo,
+    State,
+    StoreError,
+    check_count,
+    check_goal,
+    now_iso,
+)
 
 # "BUTN" as a big-endian 32-bit integer: marks a file as ours (PRAGMA application_id).
 APPLICATION_ID = 0x4255544E
-MAX_GOAL = 1_000_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 # Each entry moves the schema from version i to i + 1; the list index is the
@@ -48,34 +57,11 @@ MIGRATIONS = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class RepositoryError(Exception):
+class RepositoryError(StoreError):
     """The database cannot be opened or written; the message names the file."""
 
 
-class InvalidValue(ValueError):
-    """A requested count or goal is out of range; nothing was changed."""
-
-
-class NothingToUndo(Exception):
-    """There is no press left that undo may revert."""
-
-
-@dataclass(frozen=True)
-class State:
-    """The counter as committed: what is left (count) of the goal, and presses so far."""
-
-    count: int
-    goal: int
-    presses: int
-    # Orders commits within one process, so a late callback cannot show an older state.
-    serial: int = field(default=0, compare=False)
-
-    def as_dict(self) -> dict:
-        return {"count": self.count, "goal": self.goal, "presses": self.presses}
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+_now = now_iso
 
 
 def _check_header(path: str) -> None:
@@ -100,11 +86,13 @@ class Repository:
     """
 
     def __init__(self, path: str, goal: int = 20, busy_timeout: float = 5.0) -> None:
-        _validate_goal(goal)
+        check_goal(goal)
         self.path = path
         _check_header(path)
         self._lock = threading.Lock()
         self._serial = 0
+        self._listeners: List[Callable[[Change], None]] = []
+        self._outbox: List[Change] = []  # changes of the open transaction, told after its commit
         try:
             self._db = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -167,14 +155,28 @@ class Repository:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._serial += 1
+            self._outbox.clear()
             try:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
+                self._outbox.clear()
                 # SQLite may already have rolled back (a full disk does that).
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+            # Still under the lock, so listeners hear changes in commit order.
+            for change in self._outbox:
+                self._tell(change)
+            self._outbox.clear()
+
+    def listen(self, callback: Callable[[Change], None]) -> None:
+        """Call ``callback(change)`` after each commit, from the committing thread."""
+        self._listeners.append(callback)
+
+    def _tell(self, change: Change) -> None:
+        for callback in self._listeners:
+            callback(change)  # the server's callback only queues it for the IOLoop
 
     def _write(self, what: str):
         """Wrap sqlite3 errors of a write into RepositoryError naming the file."""
@@ -201,7 +203,9 @@ class Repository:
                 "VALUES (?, ?, ?, ?)",
                 (_now(), source, count, after),
             )
-            return self._state(db)
+            state = self._state(db)
+            self._outbox.append(Change("press", state, source=source, at=_now()))
+            return state
 
     def undo(self) -> State:
         """Revert the latest press not yet undone (none before the latest set); NothingToUndo if none."""
@@ -217,7 +221,9 @@ class Repository:
             (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
             db.execute("UPDATE counter SET count = ? WHERE id = 1", (min(before, goal),))
             db.execute("UPDATE presses SET undone_at = ? WHERE id = ?", (_now(), press_id))
-            return self._state(db)
+            state = self._state(db)
+            self._outbox.append(Change("undo", state, at=_now()))
+            return state
 
     def set(self, count: Optional[int] = None, goal: Optional[int] = None) -> State:
         """Set the count and/or the goal; a goal below the count pulls the count down to it.
@@ -226,9 +232,9 @@ class Repository:
         outside 1..MAX_GOAL. Undo does not reach back past a set.
         """
         if goal is not None:
-            _validate_goal(goal)
-        if count is not None and (not _is_int(count) or count < 0):
-            raise InvalidValue("count must be a whole number of 0 or more")
+            check_goal(goal)
+        if count is not None:
+            check_count(count)
         with self._write("set the count"), self._transaction() as db:
             old_count, old_goal = db.execute(
                 "SELECT count, goal FROM counter WHERE id = 1"
@@ -236,16 +242,16 @@ class Repository:
             new_goal = old_goal if goal is None else goal
             if count is None:
                 new_count = min(old_count, new_goal)
-            elif count > new_goal:
-                raise InvalidValue(f"count must not be more than the goal ({new_goal})")
             else:
-                new_count = count
+                new_count = check_count(count, new_goal)
             (floor,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM presses").fetchone()
             db.execute(
                 "UPDATE counter SET count = ?, goal = ?, undo_floor = ? WHERE id = 1",
                 (new_count, new_goal, floor),
             )
-            return self._state(db)
+            state = self._state(db)
+            self._outbox.append(Change("set", state, at=_now()))
+            return state
 
     def history(self, limit: int = 100) -> list:
         """The latest presses, newest first, as dicts."""
@@ -283,15 +289,6 @@ class _WriteErrors:
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
             raise RepositoryError(f"{self.path}: could not {self.what}: {exc}") from exc
         return False
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _validate_goal(goal: object) -> None:
-    if not _is_int(goal) or not 1 <= goal <= MAX_GOAL:
-        raise InvalidValue(f"goal must be a whole number from 1 to {MAX_GOAL:,}")
 
 
 def default_path() -> str:

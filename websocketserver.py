@@ -10,37 +10,31 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
-import hmac
 import json
 import logging
 import os
+import re
 import signal
 import struct
 import sys
-from typing import Callable, Optional, Set
+from typing import Callable, List, Optional, Set
 
+import tornado.options
 import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.options import define, options
 
+from api import ApiError, AuthHandler, CountHandler, HealthHandler, PressHandler, Throttle, UndoHandler
 from Button import KINDS, PULLS, ButtonError, make_button
-from Repository import (
-    MAX_GOAL,
-    InvalidValue,
-    NothingToUndo,
-    Repository,
-    RepositoryError,
-    State,
-    default_path,
-)
+from Repository import Repository, default_path
+from store import Change, InvalidValue, State, StoreError
 
 log = logging.getLogger("button.server")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(HERE, "static")
-MAX_API_BODY = 4096  # bytes; a PUT body is a few dozen
 MAX_CLIENT_MESSAGE = 1024  # bytes; the feed is read-only, a bigger frame closes that socket
 MAX_BUFFERED = 64 * 1024  # bytes a reader may leave unread (beyond the kernel's) before it is dropped
 
@@ -52,20 +46,62 @@ define("button", default="auto", help="press source: auto (GPIO, else keyboard o
 define("pin", default=11, type=int, help="physical (BOARD) pin number of the button; 11 is GPIO17")
 define("pull", default="up", help="up: button wired to ground, pressed = LOW; down: button wired to 3.3 V, pressed = HIGH")
 define("admin_token", default=None, help="bearer token for the write API (default: env BUTTON_ADMIN_TOKEN); unset = write API disabled")
-define("title", default=None, help='page heading (default: "Countdown to <goal>")')
+define("title", default=None, help='page heading when none was set through the API or /admin (default: "Countdown to <goal>")')
 define("max_connections", default=1000, type=int, help="most WebSocket viewers at once; more are refused with 503")
+define("ping_interval", default=20.0, type=float, help="seconds between heartbeats to each page (and pings); a page that hears nothing for 1.25x this reconnects")
+define("night", default="", help='local hours when pages dim, e.g. "19:00-07:00"; "" = never (the count always stays visible)')
+define("round", default="none", help="none, daily, weekly (from Monday) or monthly: a new round (count = goal) starts at each period, local time")
+define("webhook", default="", help="URL(s), comma-separated, that get a JSON POST after each change (Slack/Teams incoming webhooks); \"\" = off")
+define("mqtt", default="", help="mqtt://[user[:password]@]host[:port] of an MQTT broker to publish the state to; \"\" = off")
+define("mqtt_topic", default="the-button", help="MQTT base topic: <topic>/state, <topic>/availability, <topic>/press, <topic>/undo")
+define("mqtt_discovery", default="homeassistant", help='Home Assistant discovery prefix; "" = no discovery configs')
+define("mqtt_commands", default=False, type=bool, help="obey <topic>/press and <topic>/undo: then anyone who may publish to the broker can press")
+define("store", default="", help="redis://[:password@]host[:port][/db] to share one count among several servers; \"\" = the SQLite file of --db")
+define("store_key", default="the-button", help="key prefix in Redis; servers with the same Redis and key share one count")
+
+
+class Changes:
+    """The one path of committed changes: from any thread to the IOLoop, then to each listener.
+
+    A store calls ``publish`` after each commit, from whichever thread committed (the
+    button thread, an executor thread, the Redis store's thread); ``fire`` then runs on
+    the IOLoop and hands the change to every listener in turn (the feed of sockets,
+    metrics, webhooks, MQTT). A listener must not block, and one that raises is logged
+    and does not stop the others.
+    """
+
+    def __init__(self, loop: Optional[IOLoop] = None) -> None:
+        self.loop = loop or IOLoop.current()
+        self.listeners: List[Callable[[Change], None]] = []
+
+    def listen(self, listener: Callable[[Change], None]) -> None:
+        self.listeners.append(listener)
+
+    def publish(self, change: Change) -> None:
+        # Any thread: the IOLoop's add_callback is the only thread-safe door into it.
+        self.loop.add_callback(self.fire, change)
+
+    def fire(self, change: Change) -> None:
+        # The IOLoop thread.
+        for listener in list(self.listeners):
+            try:
+                listener(change)
+            except Exception:  # one listener's fault must not keep the change from the others
+                log.exception("a listener failed on a %s change", change.event)
 
 
 class Feed:
     """The open sockets and the latest committed state. Used on the IOLoop thread only."""
 
     def __init__(self, state: State, title: Optional[str] = None, max_connections: int = 1000,
-                 max_buffered: int = MAX_BUFFERED) -> None:
+                 max_buffered: int = MAX_BUFFERED, night: str = "") -> None:
         self.waiters: Set["FeedSocket"] = set()
         self.state = state
         self.title = title
         self.max_connections = max_connections
         self.max_buffered = max_buffered
+        self.night = night  # "HH:MM-HH:MM" when pages dim, or ""
+        self.live = True  # False while the store cannot keep the count current
         self.version = ""
         self.ping_interval = 0.0  # seconds; 0 = no pings. make_app sets both.
         self.ping_timeout = 0.0
@@ -87,7 +123,9 @@ class Feed:
         One timer for every socket, rather than a task per socket (Tornado's way). Each
         tick pings a twentieth of them, so that with thousands of viewers the pings and
         their pongs come as a trickle, not as one burst that a press would wait behind.
-        Every socket is pinged once per ping_interval; the frame is built once.
+        Every socket is pinged once per ping_interval; the frame is built once. With the
+        ping goes a heartbeat the page can see (pings are invisible to page scripts), in
+        the same send: a page that hears nothing for a while knows its connection is dead.
         """
         if not self.waiters:
             self.stop_pinging()
@@ -105,21 +143,42 @@ class Feed:
             elif waiter.ping_slot == slot:
                 if not due:
                     waiter.pong_due = now  # the oldest ping not yet answered
-                waiter.send_frame(PING_FRAME)
+                waiter.send_frame(PING_AND_BEAT)
 
-    def heading(self) -> str:
-        return self.title or f"Countdown to {self.state.goal}"
+    def heading(self, state: Optional[State] = None) -> str:
+        """The page heading: the stored title, else --title, else "Countdown to <goal>"."""
+        state = state or self.state
+        return state.title or self.title or f"Countdown to {state.goal}"
 
-    def message(self, event: str) -> str:
-        """The state as the JSON text every socket gets; event is state, press, undo or set."""
+    def message(self, event: str, **extra) -> str:
+        """The state as the JSON text every socket gets; event is state, press, undo, set or round."""
         body = self.state.as_dict()
-        body.update(event=event, title=self.heading(), version=self.version)
+        body.update(event=event, title=self.heading(), version=self.version,
+                    beat=self.ping_interval, night=self.night or None)
+        if not self.live:
+            body["live"] = False
+        body.update(extra)
         return json.dumps(body)
 
     def full(self) -> bool:
         return len(self.waiters) >= self.max_connections
 
-    def send_updates(self, state: State, event: str) -> None:
+    def on_change(self, change: Change) -> None:
+        """The feed's listener on the change path: every open socket gets the new state."""
+        extra = {}
+        if change.event == "press":
+            extra["source"] = change.source
+            if change.note:
+                extra["note"] = change.note
+        self.send_updates(change.state, change.event, **extra)
+
+    def set_live(self, live: bool) -> None:
+        """Say on every page whether the count is being kept current (e.g. the shared store is down)."""
+        if live != self.live:
+            self.live = live
+            self.send_updates(self.state, "state")
+
+    def send_updates(self, state: State, event: str, **extra) -> None:
         """Send a newly committed state to every open socket, without waiting on any of them.
 
         The WebSocket frame is built once and the same bytes go to every socket;
@@ -129,7 +188,7 @@ class Feed:
         if state.serial < self.state.serial:
             return  # an older commit whose callback arrived late: the screens have newer
         self.state = state
-        frame = text_frame(self.message(event).encode())
+        frame = text_frame(self.message(event, **extra).encode())
         for waiter in list(self.waiters):
             waiter.send_frame(frame)
 
@@ -172,6 +231,8 @@ class MainHandler(SecurityHeaders, tornado.web.RequestHandler):
             title=self.feed.heading(),
             version=self.feed.version,
             done=(state.goal - state.count) / state.goal,
+            beat=self.feed.ping_interval,
+            night=self.feed.night,
         )
 
 
@@ -191,7 +252,16 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
     def prepare(self) -> None:
         if self.feed.full():
             log.warning("refused a viewer: %d connections is the limit", self.feed.max_connections)
-            raise ApiError(503, f"too many viewers (limit {self.feed.max_connections})")
+            raise ApiError(503, f"too many viewers (limit {self.feed.max_connections})",
+                           {"Retry-After": "30"})
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        # A refused handshake answers like the API, so a client can read why.
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        for name, value in getattr(exc, "headers", {}).items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish({"error": getattr(exc, "message", None) or self._reason})
 
     def get_compression_options(self) -> None:
         # Off: send_frame writes ready-made uncompressed frames shared by every socket.
@@ -266,120 +336,9 @@ def text_frame(payload: bytes) -> bytes:
 
 PING_SLOTS = 20  # a ping interval is this many ticks, each pinging one slot of the sockets
 PING_FRAME = b"\x89\x00"  # an unmasked ping with no payload (RFC 6455 5.5.2)
-
-
-class ApiError(tornado.web.HTTPError):
-    """An HTTP error whose message goes to the client as {"error": message}."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status)
-        self.message = message
-
-
-class JsonHandler(tornado.web.RequestHandler):
-    """Base of the JSON routes: one error shape, no caching."""
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = getattr(exc, "message", None) or self._reason
-        self.finish({"error": message})
-
-    def send_json(self, body: dict) -> None:
-        self.finish(json.dumps(body))
-
-
-class CountHandler(JsonHandler):
-    def initialize(self, repository: Repository, feed: Feed, token: Optional[str]) -> None:
-        self.repository = repository
-        self.feed = feed
-        self.token = token
-
-    def get(self) -> None:
-        self.send_json(self.feed.state.as_dict())
-
-    def authorize(self) -> None:
-        """Raise unless the request carries the configured bearer token."""
-        if not self.token:
-            raise ApiError(403, "the write API is off: start the server with --admin-token or BUTTON_ADMIN_TOKEN")
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            self.set_header("WWW-Authenticate", 'Bearer realm="the-button"')
-            raise ApiError(401, "missing bearer token")
-        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            raise ApiError(403, "wrong token")
-
-    async def store(self, write: Callable[[], State], event: str) -> None:
-        """Run a write off the IOLoop; broadcast and answer only the committed state."""
-        try:
-            state = await IOLoop.current().run_in_executor(None, write)
-        except RepositoryError as e:
-            log.error("%s not stored: %s", event, e)
-            raise ApiError(503, f"not stored: {e}") from e
-        self.feed.send_updates(state, event)
-        self.send_json(state.as_dict())
-
-    async def put(self) -> None:
-        self.authorize()
-        if len(self.request.body) > MAX_API_BODY:
-            raise ApiError(413, f"body larger than {MAX_API_BODY} bytes")
-        try:
-            body = json.loads(self.request.body)
-        except (ValueError, RecursionError):
-            raise ApiError(400, "body must be JSON such as {\"count\": 5}") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "body must be a JSON object with \"count\" and/or \"goal\"")
-        unknown = sorted(set(body) - {"count", "goal"})
-        if unknown:
-            raise ApiError(400, f"unknown field(s): {', '.join(unknown)}")
-        if not body:
-            raise ApiError(400, "give \"count\" and/or \"goal\"")
-        for key in body:
-            value = body[key]
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ApiError(400, f"{key} must be a whole number")
-        count, goal = body.get("count"), body.get("goal")
-        try:
-            # Checked here as well so that a bad value never reaches the executor.
-            if goal is not None and not 1 <= goal <= MAX_GOAL:
-                raise InvalidValue(f"goal must be a whole number from 1 to {MAX_GOAL:,}")
-            if count is not None and count < 0:
-                raise InvalidValue("count must be a whole number of 0 or more")
-            await self.store(lambda: self.repository.set(count=count, goal=goal), "set")
-        except InvalidValue as e:
-            raise ApiError(400, str(e)) from None
-
-
-class PressHandler(CountHandler):
-    async def post(self) -> None:
-        self.authorize()
-        await self.store(lambda: self.repository.press(source="api"), "press")
-
-
-class UndoHandler(CountHandler):
-    async def post(self) -> None:
-        self.authorize()
-        try:
-            await self.store(self.repository.undo, "undo")
-        except NothingToUndo as e:
-            raise ApiError(409, str(e)) from None
-
-
-class HealthHandler(JsonHandler):
-    def initialize(self, feed: Feed, health: Callable[[], dict]) -> None:
-        self.feed = feed
-        self.health = health
-
-    def get(self) -> None:
-        button = self.health()
-        # Always 200 (as the contract says); "ok" is false when the button is not counting.
-        self.send_json({"ok": bool(button.get("ok")), "button": button,
-                        "viewers": len(self.feed.waiters)})
+# A ping and the page's heartbeat in one send: {"event": "beat"} has no count, so pages of
+# any version ignore it but for resetting their watchdog.
+PING_AND_BEAT = PING_FRAME + text_frame(b'{"event":"beat"}')
 
 
 def page_version() -> str:
@@ -395,21 +354,29 @@ def page_version() -> str:
 
 
 def make_app(
-    repository: Repository,
+    store,
     feed: Feed,
     token: Optional[str] = None,
     health: Optional[Callable[[], dict]] = None,
     ping_interval: float = 20.0,
     ping_timeout: float = 10.0,
+    store_health: Optional[Callable[[], dict]] = None,
+    throttle: Optional[Throttle] = None,
 ) -> tornado.web.Application:
-    """The Tornado application: the page, its assets, the feed and the JSON API."""
+    """The Tornado application: the page, its assets, the feed and the JSON API.
+
+    ``store`` is a Repository or a RedisStore (see store.py). Changes reach the feed
+    through the change path that main() wires, not through the handlers.
+    """
     if health is None:
         health = lambda: {"kind": "none", "ok": True}  # noqa: E731
+    if store_health is None:
+        store_health = getattr(store, "health", None) or (lambda: {"kind": "sqlite", "ok": True})
     feed.version = page_version()
     # The feed pings its sockets itself with one timer; Tornado's own pinger (a task
     # per socket) stays off.
     feed.ping_interval, feed.ping_timeout = ping_interval, ping_timeout
-    api = dict(repository=repository, feed=feed, token=token)
+    api = dict(store=store, feed=feed, token=token, throttle=throttle or Throttle())
     icons = r"/(favicon\.ico|apple-touch-icon\.png|apple-touch-icon-precomposed\.png)"
     return tornado.web.Application(
         [
@@ -419,7 +386,8 @@ def make_app(
             (r"/api/count", CountHandler, api),
             (r"/api/press", PressHandler, api),
             (r"/api/undo", UndoHandler, api),
-            (r"/healthz", HealthHandler, dict(feed=feed, health=health)),
+            (r"/api/auth", AuthHandler, api),
+            (r"/healthz", HealthHandler, dict(feed=feed, health=health, store_health=store_health)),
         ],
         template_path=HERE,
         static_path=STATIC_DIR,
@@ -443,11 +411,36 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(repository: Repository, button, token: Optional[str]) -> None:
-    """Listen, run the button, and return after SIGTERM or SIGINT."""
+NIGHT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+ROUNDS = ("none", "daily", "weekly", "monthly")
+
+
+def open_store(goal: int):
+    """The store of --store: the SQLite file of --db, or a shared Redis (its client is imported only then)."""
+    if not options.store:
+        return Repository(options.db, goal=goal)
+    if not options.store.startswith(("redis://", "rediss://")):
+        raise StartupError(f"--store must be a redis:// URL, not {options.store!r}")
+    from redis_store import RedisStore
+    outbox = os.path.splitext(options.db)[0] + f".{options.store_key}.outbox.db"
+    return RedisStore(options.store, key=options.store_key, goal=goal, outbox_path=outbox)
+
+
+async def serve(store, button, token: Optional[str]) -> None:
+    """Wire the change path, listen, run the button, and return after SIGTERM or SIGINT."""
     loop = IOLoop.current()
-    feed = Feed(repository.state(), title=options.title, max_connections=options.max_connections)
-    app = make_app(repository, feed, token=token, health=button.health)
+    feed = Feed(store.state(), title=options.title, max_connections=options.max_connections,
+                night=options.night)
+    changes = Changes(loop)
+    closers: List[Callable[[], object]] = []
+    # The one path: every committed change (ours, or another server's through Redis)
+    # reaches the IOLoop once, then each listener in turn.
+    changes.listen(feed.on_change)
+    store.listen(changes.publish)
+    if hasattr(store, "on_live"):
+        store.on_live(lambda live: loop.add_callback(feed.set_live, live))
+    app = make_app(store, feed, token=token, health=button.health,
+                   ping_interval=options.ping_interval)
     try:
         server = app.listen(options.port, options.address, max_body_size=64 * 1024)
     except OSError as e:
@@ -460,13 +453,11 @@ async def serve(repository: Repository, button, token: Optional[str]) -> None:
         raise StartupError(f"cannot listen on {where}: {e.strerror}{hint}") from e
 
     def on_press() -> None:
-        # Runs in the button thread: store first, then hand the state to the IOLoop.
+        # Runs in the button thread: the store commits, and its commit hands the change on.
         try:
-            state = repository.press(source=button.name)
-        except RepositoryError as e:
+            store.press(source=button.name)
+        except StoreError as e:
             log.error("button press NOT stored: %s", e)
-            return
-        loop.add_callback(feed.send_updates, state, "press")
 
     stop = asyncio.Event()
     running = asyncio.get_running_loop()
@@ -482,6 +473,13 @@ async def serve(repository: Repository, button, token: Optional[str]) -> None:
         log.info("stopping")
         server.stop()
         feed.close_all()
+        for close in reversed(closers):
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await asyncio.wait_for(result, timeout=2)
+            except Exception:  # one part failing to stop must not keep the others running
+                log.exception("stopping %r failed", close)
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=2)
         except asyncio.TimeoutError:
@@ -489,16 +487,35 @@ async def serve(repository: Repository, button, token: Optional[str]) -> None:
 
 
 def _bad_option(argv) -> Optional[str]:
-    """The first --name=value in argv whose value does not parse, as "--name"."""
+    """The first --name=value in argv whose value does not parse as its option's type, as "--name"."""
     for arg in argv[1:]:
         name, _, value = arg.lstrip("-").partition("=")
-        option = options._options.get(name.replace("_", "-"))
-        if option is None:
-            continue
         try:
-            option.parse(value)
-        except ValueError:
-            return "--" + name
+            current = getattr(options, name.replace("-", "_"))
+        except AttributeError:
+            continue
+        if isinstance(current, (int, float)) and not isinstance(current, bool):
+            try:
+                type(current)(value)
+            except ValueError:
+                return "--" + name
+    return None
+
+
+def _check_options() -> Optional[str]:
+    """What is wrong with the parsed options, in one line, or None."""
+    if options.button not in KINDS:
+        return f"--button must be one of {', '.join(KINDS)}, not {options.button!r}"
+    if options.pull not in PULLS:
+        return f"--pull must be one of {', '.join(PULLS)}, not {options.pull!r}"
+    if options.max_connections < 1:
+        return "--max-connections must be at least 1"
+    if not options.ping_interval >= 0:
+        return "--ping-interval must be 0 (off) or more seconds"
+    if options.night and not NIGHT_RE.match(options.night):
+        return f"--night must look like 19:00-07:00, not {options.night!r}"
+    if options.round not in ROUNDS:
+        return f"--round must be one of {', '.join(ROUNDS)}, not {options.round!r}"
     return None
 
 
@@ -512,36 +529,31 @@ def main(argv=None) -> int:
     except ValueError as e:  # a value of the wrong type, e.g. --port=eighty
         print(f"error: {_bad_option(argv) or 'bad option value'}: {e}", file=sys.stderr)
         return 2
-    if options.button not in KINDS:
-        print(f"error: --button must be one of {', '.join(KINDS)}, not {options.button!r}", file=sys.stderr)
-        return 2
-    if options.pull not in PULLS:
-        print(f"error: --pull must be one of {', '.join(PULLS)}, not {options.pull!r}", file=sys.stderr)
-        return 2
-    if options.max_connections < 1:
-        print("error: --max-connections must be at least 1", file=sys.stderr)
+    problem = _check_options()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     token = options.admin_token or os.environ.get("BUTTON_ADMIN_TOKEN") or None
     _raise_fd_limit()
     try:
-        repository = Repository(options.db, goal=options.goal)
-    except (RepositoryError, InvalidValue) as e:
+        store = open_store(options.goal)
+    except (StoreError, InvalidValue, StartupError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     try:
         button = make_button(options.button, options.pin, options.pull)
     except ButtonError as e:
-        repository.close()
+        store.close()
         print(f"error: {e}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(repository, button, token))
+        asyncio.run(serve(store, button, token))
     except StartupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
         button.stop()  # GPIO.cleanup() on every way out
-        repository.close()
+        store.close()
     return 0
 
 

@@ -82,8 +82,9 @@ def test_default_db_is_beside_the_script_and_seeded_with_goal(tmp_path):
     import shutil
     copy = tmp_path / "app"
     copy.mkdir()
-    for name in ("websocketserver.py", "Button.py", "Repository.py", "default.html"):
-        shutil.copy(os.path.join(ROOT, name), copy / name)
+    for name in os.listdir(ROOT):  # every module and page of the project, nothing else
+        if name.endswith((".py", ".html")):
+            shutil.copy(os.path.join(ROOT, name), copy / name)
     shutil.copytree(os.path.join(ROOT, "static"), copy / "static")
     server = ServerProcess(None, "--button=none", "--goal=7")
     server.script = str(copy / "websocketserver.py")

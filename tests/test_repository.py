@@ -214,10 +214,9 @@ def test_read_only_database_fails_press_cleanly(db_path):
     os.chmod(db_path, 0o444)
     try:
         uri = "file:%s?mode=ro" % db_path
-        r = Repository.__new__(Repository)
-        r.path = db_path
-        r._lock = threading.Lock()
-        r._serial = 0
+        # Root may write any file, so the connection itself is made read-only.
+        r = Repository(db_path, goal=5)
+        r._db.close()
         r._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         with pytest.raises(RepositoryError, match="could not store a press"):
             r.press()

@@ -9,7 +9,8 @@ from tornado.websocket import websocket_connect
 import websocketserver
 from Repository import Repository
 from tests.conftest import until
-from websocketserver import Feed, make_app
+from store import State
+from websocketserver import Changes, Feed, make_app
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -32,6 +33,10 @@ class ServerTestCase(AsyncHTTPTestCase):
 
     def get_app(self):
         self.feed = Feed(self.repository.state(), max_connections=self.max_connections)
+        # The change path, as main() wires it: commits reach the feed through the IOLoop.
+        self.changes = Changes(self.io_loop)
+        self.changes.listen(self.feed.on_change)
+        self.repository.listen(self.changes.publish)
         return make_app(self.repository, self.feed, token=self.token, health=lambda: self.health_value,
                         ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
 
@@ -222,16 +227,13 @@ class FeedTest(ServerTestCase):
 
     @gen_test
     async def test_button_thread_press_goes_through_add_callback(self):
-        """A press stored by another thread reaches sockets via IOLoop.add_callback."""
+        """A press committed by another thread reaches sockets through the change path (add_callback)."""
         import threading
-        from tornado.ioloop import IOLoop
         ws = await self.ws_connect()
         await self.read_json(ws)
-        loop = IOLoop.current()
 
         def button_thread():
-            state = self.repository.press(source="button")
-            loop.add_callback(self.feed.send_updates, state, "press")
+            self.repository.press(source="gpio")
         t = threading.Thread(target=button_thread)
         t.start()
         msg = await self.read_json(ws)
@@ -243,12 +245,12 @@ class FeedTest(ServerTestCase):
         """An older commit whose callback arrives after a newer one does not overwrite it."""
         ws = await self.ws_connect()
         await self.read_json(ws)
-        older = self.repository.press()
-        newer = self.repository.press()
+        older = State(count=2, goal=3, presses=1, serial=self.feed.state.serial + 1)
+        newer = State(count=1, goal=3, presses=2, serial=self.feed.state.serial + 2)
         self.feed.send_updates(newer, "press")
         self.feed.send_updates(older, "press")
         assert self.feed.state.count == 1
-        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        self.feed.send_updates(State(count=0, goal=3, presses=3, serial=newer.serial + 1), "press")
         counts = [(await self.read_json(ws))["count"] for _ in range(2)]
         assert counts == [1, 0]
 
@@ -286,7 +288,7 @@ class FeedTest(ServerTestCase):
         for ws in sockets:
             ws.close()
         await until(lambda: not self.feed.waiters)
-        self.feed.send_updates(self.repository.press(), "press")
+        self.repository.press()  # its commit reaches the feed by the change path
 
 
 class ConnectionCapTest(ServerTestCase):
