@@ -7,9 +7,11 @@ gets the new state back; callers broadcast or acknowledge only that state.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional
 
@@ -156,6 +158,7 @@ class Repository:
             self._db.execute("BEGIN IMMEDIATE")
             self._serial += 1
             self._outbox.clear()
+            started = time.perf_counter()
             try:
                 yield self._db
                 self._db.execute("COMMIT")
@@ -166,8 +169,9 @@ class Repository:
                     self._db.execute("ROLLBACK")
                 raise
             # Still under the lock, so listeners hear changes in commit order.
+            took = time.perf_counter() - started
             for change in self._outbox:
-                self._tell(change)
+                self._tell(dataclasses.replace(change, took=took))
             self._outbox.clear()
 
     def listen(self, callback: Callable[[Change], None]) -> None:

@@ -67,6 +67,8 @@ class Change:
     note: Optional[str] = None  # a press's note
     source: Optional[str] = None  # a press's source: gpio, keyboard, api, mqtt, ...
     at: str = ""  # ISO-8601 time of the commit, with its UTC offset
+    local: bool = True  # made through this server (False: another server sharing the store)
+    took: Optional[float] = None  # seconds the write took to commit, when made here
 
 
 def now_iso() -> str:
