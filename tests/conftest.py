@@ -128,3 +128,16 @@ def server_factory(db_path):
 def pytest_addoption(parser):
     parser.addoption("--churn", type=int, default=3000,
                      help="connect/disconnect cycles in the churn test (the full check is 20000)")
+
+
+def pytest_pycollect_makeitem(collector, name, obj):
+    """Collect no TestCase class that has no tests (AsyncHTTPTestCase and our bases, as imported).
+
+    Tornado 6.1's AsyncTestCase cannot even be built without a test method, so collecting
+    such a base class would fail the run; newer Tornado only makes an empty item.
+    """
+    import unittest
+    if isinstance(obj, type) and issubclass(obj, unittest.TestCase):
+        if not any(attr.startswith("test") for attr in dir(obj)):
+            return []
+    return None
