@@ -22,6 +22,7 @@ class ServerTestCase(AsyncHTTPTestCase):
     busy_timeout = 5.0
     ping_interval = 20.0  # seconds, as the server's default
     ping_timeout = 10.0
+    throttle = None  # api.Throttle: None = make_app's own
 
     def runTest(self):
         """Not a test: pytest builds each TestCase class once as Class("runTest"), and Tornado
@@ -42,7 +43,8 @@ class ServerTestCase(AsyncHTTPTestCase):
         self.changes.listen(self.feed.on_change)
         self.repository.listen(self.changes.publish)
         return make_app(self.repository, self.feed, token=self.token, health=lambda: self.health_value,
-                        ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+                        ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+                        throttle=self.throttle)
 
     def tearDown(self):
         for ws in self.sockets:
