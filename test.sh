@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# Run every test. Makes .venv, installs the test tools and (as root, with apt) Debian's
-# Chromium for the browser tests, then runs pytest. Extra arguments go to pytest.
+# Run every test. Installs (as root, with apt) what the tests start for real: Debian's Chromium
+# for the browser tests, redis-server and mosquitto for the shared store and MQTT, shellcheck for
+# the install scripts; makes the venv and installs the test tools; then runs pytest. Extra
+# arguments go to pytest. TORNADO=6.1 runs the same tests on that Tornado (in .venv-tornado-6.1).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   else
-    echo "The browser tests need Debian's Chromium: sudo apt-get install -y chromium" >&2
+    echo "The tests need Debian's ${missing[*]}: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+venv=.venv
+if [ -n "${TORNADO:-}" ]; then
+  venv=.venv-tornado-$TORNADO
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements-dev.txt
-exec .venv/bin/python -m pytest "$@"
+if [ ! -x "$venv/bin/python" ]; then
+  "$PYTHON" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q -r requirements-dev.txt
+if [ -n "${TORNADO:-}" ]; then
+  "$venv/bin/python" -m pip install -q "tornado==$TORNADO"
+fi
+"$venv/bin/python" -c 'import tornado; print("Tornado", tornado.version)'
+exec "$venv/bin/python" -m pytest "$@"
