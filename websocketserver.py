@@ -362,6 +362,7 @@ def make_app(
     ping_timeout: float = 10.0,
     store_health: Optional[Callable[[], dict]] = None,
     throttle: Optional[Throttle] = None,
+    metrics=None,
 ) -> tornado.web.Application:
     """The Tornado application: the page, its assets, the feed and the JSON API.
 
@@ -377,6 +378,8 @@ def make_app(
     # per socket) stays off.
     feed.ping_interval, feed.ping_timeout = ping_interval, ping_timeout
     api = dict(store=store, feed=feed, token=token, throttle=throttle or Throttle())
+    from metrics import Metrics, MetricsHandler  # always on; a registry of this app's own
+    metrics = metrics or Metrics(feed, health)
     icons = r"/(favicon\.ico|apple-touch-icon\.png|apple-touch-icon-precomposed\.png)"
     return tornado.web.Application(
         [
@@ -388,6 +391,7 @@ def make_app(
             (r"/api/undo", UndoHandler, api),
             (r"/api/auth", AuthHandler, api),
             (r"/healthz", HealthHandler, dict(feed=feed, health=health, store_health=store_health)),
+            (r"/metrics", MetricsHandler, dict(metrics=metrics)),
         ],
         template_path=HERE,
         static_path=STATIC_DIR,
@@ -439,8 +443,26 @@ async def serve(store, button, token: Optional[str]) -> None:
     store.listen(changes.publish)
     if hasattr(store, "on_live"):
         store.on_live(lambda live: loop.add_callback(feed.set_live, live))
+    from metrics import Metrics
+    metrics = Metrics(feed, button.health)
+    changes.listen(metrics.on_change)
+    try:
+        if options.webhook:
+            from webhooks import Webhooks, parse_urls
+            webhooks = Webhooks(parse_urls(options.webhook))
+            changes.listen(webhooks.on_change)
+            closers.append(webhooks.close)
+        if options.mqtt:
+            from mqtt_bridge import MqttBridge
+            bridge = MqttBridge(options.mqtt, store, topic=options.mqtt_topic, discovery=options.mqtt_discovery,
+                                commands=options.mqtt_commands, loop=loop)
+            changes.listen(bridge.on_change)
+            closers.append(bridge.close)
+            bridge.start(feed.state)
+    except ValueError as e:  # a bad --webhook or --mqtt URL
+        raise StartupError(str(e)) from None
     app = make_app(store, feed, token=token, health=button.health,
-                   ping_interval=options.ping_interval)
+                   ping_interval=options.ping_interval, metrics=metrics)
     try:
         server = app.listen(options.port, options.address, max_body_size=64 * 1024)
     except OSError as e:
