@@ -39,6 +39,7 @@ function pressesOf(data) {
 
 function onMessage(data) {
   const t = now();
+  if (data.indexOf(KEY) < 0) return; // a heartbeat ({"event":"beat"}): no state in it
   const presses = pressesOf(data);
   let list = receipts.get(presses);
   if (!list) receipts.set(presses, (list = []));

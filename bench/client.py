@@ -82,7 +82,7 @@ def serve_viewer(viewers, ep, fd, receipts, now):
         data = entry[1] + data
     got, entry[1] = frames(data)
     for op, payload in got:
-        if op == 0x1:
+        if op == 0x1 and KEY in payload:  # a state; heartbeats ({"event":"beat"}) carry none
             receipts.setdefault(presses_of(payload), []).append(now)
         elif op == 0x9:
             sock.send(pong(payload))
