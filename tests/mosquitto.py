@@ -7,6 +7,7 @@ persisted) and started again on the same port.
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -31,7 +32,8 @@ class Broker:
         self.port = free_port()
         self.users = users or {}
         self.proc: Optional[subprocess.Popen] = None
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        # Run as ourselves: as root, mosquitto would switch to its own user, who cannot read our files.
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}"]
         if self.users:
             passwords = os.path.join(self.dir, "passwords")
             open(passwords, "w").close()
