@@ -1,13 +1,20 @@
-"""The SQLite store of The Button: the count, the goal and the log of presses.
+"""The SQLite store of The Button: the count, the goal, the title, the log of presses and the rounds.
 
 This is the only module that speaks SQL, and it knows nothing of Tornado. Every
 write is one ``BEGIN IMMEDIATE`` transaction that is committed (WAL mode with
 ``synchronous=FULL``, so a power cut after the commit keeps it) before the caller
 gets the new state back; callers broadcast or acknowledge only that state.
+
+Rounds follow the semantics in store.py's interface (the same for Redis): a round
+starts at the goal, ends reached when a press brings the count to 0, or not reached
+when a set or a new round starts the next one. Each press row names its round
+(``round_id``): the round it counted in, or for a wrap (a press at 0) the round it
+started, so that undo can put the round back as it was.
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import sqlite3
 import threading
@@ -24,6 +31,9 @@ from store import (  # noqa: F401 - re-exported: callers import the errors from 
     StoreError,
     check_count,
     check_goal,
+    check_note,
+    check_title,
+    is_int,
     now_iso,
 )
 
@@ -55,7 +65,30 @@ MIGRATIONS = (
     );
     ALTER TABLE counter ADD COLUMN undo_floor INTEGER NOT NULL DEFAULT 0;
     """,
+    # 2 -> 3: notes on presses, a stored title, the rounds, and the count of presses
+    # not undone kept beside the count (so that a state read need not count the log).
+    # _migrate seeds one open round from now and moves the undo floor past the older
+    # presses, which belong to no recorded round. Every query of the history and the
+    # rounds walks a primary key (newest first, or below a given id), so no other
+    # index is needed: each one would only slow the press that writes it.
+    """
+    ALTER TABLE presses ADD COLUMN note TEXT;
+    ALTER TABLE presses ADD COLUMN round_id INTEGER;
+    ALTER TABLE counter ADD COLUMN title TEXT;
+    ALTER TABLE counter ADD COLUMN presses INTEGER NOT NULL DEFAULT 0;
+    UPDATE counter SET presses = (SELECT COUNT(*) FROM presses WHERE undone_at IS NULL);
+    CREATE TABLE rounds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started TEXT NOT NULL,
+        ended TEXT,
+        goal INTEGER NOT NULL CHECK (goal >= 1),
+        presses INTEGER NOT NULL DEFAULT 0 CHECK (presses >= 0),
+        reached INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 )
+MAX_HISTORY = 1000  # presses in one page of history()
+MAX_ROUNDS = 1000  # rounds() gives the latest this many
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -95,6 +128,7 @@ class Repository:
         self._serial = 0
         self._listeners: List[Callable[[Change], None]] = []
         self._outbox: List[Change] = []  # changes of the open transaction, told after its commit
+        self._error: Optional[str] = None  # why the latest read or write failed, for health()
         try:
             self._db = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -149,6 +183,16 @@ class Repository:
                         db.execute(statement)
                 if start == 0:
                     db.execute("INSERT INTO counter (id, count, goal) VALUES (1, ?, ?)", (goal, goal))
+                if start == 2:
+                    # A fresh file's first round starts at its creation; an older file's
+                    # current round is taken to start now (at 0 there is none until the
+                    # next press wraps). Undo stops here: older presses are in no round.
+                    count, current_goal = db.execute(
+                        "SELECT count, goal FROM counter WHERE id = 1").fetchone()
+                    if count > 0:
+                        self._start_round(db, _now(), current_goal)
+                    db.execute("UPDATE counter SET undo_floor = "
+                               "(SELECT COALESCE(MAX(id), 0) FROM presses) WHERE id = 1")
                 db.execute(f"PRAGMA user_version = {start + 1}")
 
     @contextmanager
@@ -183,63 +227,118 @@ class Repository:
             callback(change)  # the server's callback only queues it for the IOLoop
 
     def _write(self, what: str):
-        """Wrap sqlite3 errors of a write into RepositoryError naming the file."""
-        return _WriteErrors(self.path, what)
+        """Wrap sqlite3 errors of a read or write into RepositoryError naming the file."""
+        return _WriteErrors(self, what)
 
     def _state(self, db: sqlite3.Connection) -> State:
-        count, goal = db.execute("SELECT count, goal FROM counter WHERE id = 1").fetchone()
-        (presses,) = db.execute("SELECT COUNT(*) FROM presses WHERE undone_at IS NULL").fetchone()
-        return State(count=count, goal=goal, presses=presses, serial=self._serial)
+        count, goal, presses, title = db.execute(
+            "SELECT count, goal, presses, title FROM counter WHERE id = 1").fetchone()
+        return State(count=count, goal=goal, presses=presses, title=title, serial=self._serial)
 
     def state(self) -> State:
         """The committed state."""
         with self._write("read the count"), self._lock:
             return self._state(self._db)
 
-    def press(self, source: str = "button") -> State:
-        """One press: count - 1, or back to the goal when it was 0. Returns the committed state."""
+    # Rounds: the newest round is the open one when its ``ended`` is null; there is
+    # at most one open round, and it is always the newest.
+
+    @staticmethod
+    def _start_round(db: sqlite3.Connection, at: str, goal: int) -> int:
+        cursor = db.execute("INSERT INTO rounds (started, goal) VALUES (?, ?)", (at, goal))
+        return cursor.lastrowid
+
+    @staticmethod
+    def _open_round(db: sqlite3.Connection) -> Optional[int]:
+        row = db.execute("SELECT id, ended FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
+        return row[0] if row is not None and row[1] is None else None
+
+    def _next_round(self, db: sqlite3.Connection, at: str, count: int, goal: int) -> None:
+        """A set or new round: the open round ends not reached, the next starts; undo stops here."""
+        db.execute("UPDATE rounds SET ended = ?, reached = 0 WHERE ended IS NULL", (at,))
+        self._start_round(db, at, goal)
+        (floor,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM presses").fetchone()
+        db.execute("UPDATE counter SET count = ?, goal = ?, undo_floor = ? WHERE id = 1",
+                   (count, goal, floor))
+
+    def press(self, source: str = "button", note: Optional[str] = None) -> State:
+        """One press, with an optional note: count - 1, or back to the goal when it was 0.
+
+        Raises InvalidValue (nothing stored) for a bad note. Returns the committed state.
+        """
+        note = check_note(note)
         with self._write("store a press"), self._transaction() as db:
+            at = _now()
             count, goal = db.execute("SELECT count, goal FROM counter WHERE id = 1").fetchone()
-            after = goal if count <= 0 else count - 1
-            db.execute("UPDATE counter SET count = ? WHERE id = 1", (after,))
+            if count <= 0:
+                # The wrap: this press starts the next round and counts in none.
+                after = goal
+                round_id = self._start_round(db, at, goal)
+            else:
+                after = count - 1
+                round_id = self._open_round(db)
+                if round_id is None:  # not reachable through this class; keeps a hand-edited file sane
+                    round_id = self._start_round(db, at, goal)
+                db.execute(
+                    "UPDATE rounds SET presses = presses + 1, ended = ?, reached = ? WHERE id = ?",
+                    (at if after == 0 else None, int(after == 0), round_id),
+                )
+            db.execute("UPDATE counter SET count = ?, presses = presses + 1 WHERE id = 1", (after,))
             db.execute(
-                "INSERT INTO presses (pressed_at, source, count_before, count_after) "
-                "VALUES (?, ?, ?, ?)",
-                (_now(), source, count, after),
+                "INSERT INTO presses (pressed_at, source, count_before, count_after, note, round_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (at, source, count, after, note, round_id),
             )
             state = self._state(db)
-            self._outbox.append(Change("press", state, source=source, at=_now()))
+            self._outbox.append(Change("press", state, note=note, source=source, at=at))
             return state
 
     def undo(self) -> State:
-        """Revert the latest press not yet undone (none before the latest set); NothingToUndo if none."""
+        """Revert the latest press not yet undone (none before the latest set or new round).
+
+        Its round loses the press: a round the press had ended reopens; a round a wrap
+        had started is removed. Raises NothingToUndo when there is nothing to revert.
+        """
         with self._write("undo a press"), self._transaction() as db:
             row = db.execute(
-                "SELECT p.id, p.count_before FROM presses p, counter c "
+                "SELECT p.id, p.count_before, p.count_after, p.round_id FROM presses p, counter c "
                 "WHERE c.id = 1 AND p.id > c.undo_floor AND p.undone_at IS NULL "
                 "ORDER BY p.id DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 raise NothingToUndo("there is no press to undo")
-            press_id, before = row
-            (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
-            db.execute("UPDATE counter SET count = ? WHERE id = 1", (min(before, goal),))
-            db.execute("UPDATE presses SET undone_at = ? WHERE id = ?", (_now(), press_id))
+            press_id, before, after, round_id = row
+            at = _now()
+            if before == 0:
+                db.execute("DELETE FROM rounds WHERE id = ?", (round_id,))
+            elif after == 0:
+                db.execute("UPDATE rounds SET presses = presses - 1, ended = NULL, reached = 0 "
+                           "WHERE id = ?", (round_id,))
+            else:
+                db.execute("UPDATE rounds SET presses = presses - 1 WHERE id = ?", (round_id,))
+            db.execute("UPDATE counter SET count = MIN(?, goal), presses = presses - 1 WHERE id = 1",
+                       (before,))
+            db.execute("UPDATE presses SET undone_at = ? WHERE id = ?", (at, press_id))
             state = self._state(db)
-            self._outbox.append(Change("undo", state, at=_now()))
+            self._outbox.append(Change("undo", state, at=at))
             return state
 
-    def set(self, count: Optional[int] = None, goal: Optional[int] = None) -> State:
-        """Set the count and/or the goal; a goal below the count pulls the count down to it.
+    def set(self, count: Optional[int] = None, goal: Optional[int] = None,
+            title: Optional[str] = None) -> State:
+        """Set the count, the goal and/or the title (None: unchanged; title "": the default).
 
-        Raises InvalidValue (nothing changed) for a count outside 0..goal or a goal
-        outside 1..MAX_GOAL. Undo does not reach back past a set.
+        A goal below the count pulls the count down to it. A change of count or goal
+        ends the open round (not reached) and starts the next; undo does not reach back
+        past it. Raises InvalidValue (nothing changed) for a count outside 0..goal, a goal
+        outside 1..MAX_GOAL or a bad title.
         """
         if goal is not None:
             check_goal(goal)
         if count is not None:
             check_count(count)
+        new_title = check_title(title) if title is not None else None
         with self._write("set the count"), self._transaction() as db:
+            at = _now()
             old_count, old_goal = db.execute(
                 "SELECT count, goal FROM counter WHERE id = 1"
             ).fetchone()
@@ -248,25 +347,74 @@ class Repository:
                 new_count = min(old_count, new_goal)
             else:
                 new_count = check_count(count, new_goal)
-            (floor,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM presses").fetchone()
-            db.execute(
-                "UPDATE counter SET count = ?, goal = ?, undo_floor = ? WHERE id = 1",
-                (new_count, new_goal, floor),
-            )
+            if (new_count, new_goal) != (old_count, old_goal):
+                self._next_round(db, at, new_count, new_goal)
+            if title is not None:
+                db.execute("UPDATE counter SET title = ? WHERE id = 1", (new_title,))
             state = self._state(db)
-            self._outbox.append(Change("set", state, at=_now()))
+            self._outbox.append(Change("set", state, at=at))
             return state
 
-    def history(self, limit: int = 100) -> list:
-        """The latest presses, newest first, as dicts."""
+    def new_round(self, since: Optional[str] = None) -> Optional[State]:
+        """Start a new round (count = goal), unless the newest round started at or after ``since``.
+
+        ``since`` is an ISO-8601 time with its UTC offset (a scheduled round's period
+        start); the check and the new round are one transaction, so two callers cannot
+        both start it. Returns the committed state, or None when nothing was done.
+        """
+        since_at = None if since is None else _parse_time(since, "since")
+        with self._write("start a new round"), self._transaction() as db:
+            if since_at is not None:
+                row = db.execute("SELECT started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
+                if row is not None and _parse_time(row[0], "started") >= since_at:
+                    return None
+            at = _now()
+            (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
+            self._next_round(db, at, goal, goal)
+            state = self._state(db)
+            self._outbox.append(Change("round", state, at=at))
+            return state
+
+    def history(self, limit: int = 50, before: Optional[int] = None) -> List[dict]:
+        """Presses newest first, at most ``limit`` (1-1000), only ids below ``before`` when given."""
+        if not is_int(limit) or not 1 <= limit <= MAX_HISTORY:
+            raise InvalidValue(f"limit must be a whole number from 1 to {MAX_HISTORY}")
+        if before is not None and (not is_int(before) or before < 1):
+            raise InvalidValue("before must be a press id (a whole number of 1 or more)")
+        return self._history(limit, before)
+
+    def _history(self, limit: int, before: Optional[int]) -> List[dict]:
+        """history() without its cap on limit (the CSV export pages through more)."""
         with self._write("read the history"), self._lock:
             rows = self._db.execute(
-                "SELECT id, pressed_at, source, count_before, count_after, undone_at "
-                "FROM presses ORDER BY id DESC LIMIT ?",
-                (limit,),
+                "SELECT id, pressed_at, source, count_before, count_after, undone_at, note "
+                "FROM presses WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (before if before is not None else 2**63 - 1, limit),
             ).fetchall()
-        keys = ("id", "pressed_at", "source", "count_before", "count_after", "undone_at")
-        return [dict(zip(keys, row)) for row in rows]
+        return [
+            {"id": id_, "at": at, "source": source, "count_before": count_before,
+             "count_after": count_after, "undone": undone is not None, "note": note}
+            for id_, at, source, count_before, count_after, undone, note in rows
+        ]
+
+    def rounds(self) -> List[dict]:
+        """The latest rounds (at most MAX_ROUNDS), newest (the current one) first."""
+        with self._write("read the rounds"), self._lock:
+            rows = self._db.execute(
+                "SELECT started, ended, goal, presses, reached FROM rounds ORDER BY id DESC LIMIT ?",
+                (MAX_ROUNDS,),
+            ).fetchall()
+        return [
+            {"started": started, "ended": ended, "goal": goal, "presses": presses, "reached": bool(reached)}
+            for started, ended, goal, presses, reached in rows
+        ]
+
+    def health(self) -> dict:
+        """Whether the latest read or write worked; cheap, touches no lock (the IOLoop calls it)."""
+        health = {"kind": "sqlite", "ok": self._error is None, "path": self.path}
+        if self._error is not None:
+            health["error"] = self._error
+        return health
 
     def close(self) -> None:
         with self._lock:
@@ -280,10 +428,13 @@ class Repository:
 
 
 class _WriteErrors:
-    """Context manager that turns sqlite3 errors into RepositoryError naming the file."""
+    """Context manager that turns sqlite3 errors into RepositoryError naming the file.
 
-    def __init__(self, path: str, what: str) -> None:
-        self.path = path
+    It also notes on the repository whether the latest access worked, for health().
+    """
+
+    def __init__(self, repository: Repository, what: str) -> None:
+        self.repository = repository
         self.what = what
 
     def __enter__(self) -> None:
@@ -291,8 +442,24 @@ class _WriteErrors:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
-            raise RepositoryError(f"{self.path}: could not {self.what}: {exc}") from exc
+            message = f"{self.repository.path}: could not {self.what}: {exc}"
+            self.repository._error = message
+            raise RepositoryError(message) from exc
+        if exc_type is None:
+            self.repository._error = None
         return False
+
+
+def _parse_time(text: str, what: str) -> datetime.datetime:
+    """An ISO-8601 time with its UTC offset, as an aware datetime; InvalidValue otherwise."""
+    try:
+        # Python 3.9's fromisoformat does not read a trailing "Z".
+        parsed = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidValue(f"{what} must be an ISO-8601 time with its UTC offset") from None
+    if parsed.utcoffset() is None:
+        raise InvalidValue(f"{what} must be an ISO-8601 time with its UTC offset")
+    return parsed
 
 
 def default_path() -> str:
