@@ -362,7 +362,11 @@ class Repository:
         start); the check and the new round are one transaction, so two callers cannot
         both start it. Returns the committed state, or None when nothing was done.
         """
-        since_at = None if since is None else _parse_time(since, "since")
+        since_at = None
+        if since is not None:
+            since_at = _parse_time(since, "since")
+            # Stored times have milliseconds: compare at that precision.
+            since_at = since_at.replace(microsecond=since_at.microsecond // 1000 * 1000)
         with self._write("start a new round"), self._transaction() as db:
             if since_at is not None:
                 row = db.execute("SELECT started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()

@@ -1,4 +1,5 @@
-"""The SQLite store: presses, wrap, undo, set, validation, durability of the file format."""
+"""The SQLite store: presses, wrap, undo, set, notes, title, rounds, history, validation, migrations."""
+import datetime
 import os
 import sqlite3
 import threading
@@ -7,6 +8,7 @@ import pytest
 
 from Repository import (
     APPLICATION_ID,
+    MIGRATIONS,
     SCHEMA_VERSION,
     InvalidValue,
     NothingToUndo,
@@ -224,3 +226,350 @@ def test_read_only_database_fails_press_cleanly(db_path):
         r.close()
     finally:
         os.chmod(db_path, 0o644)
+
+
+# Notes, title, rounds and history (schema version 3).
+
+
+def rounds_of(repo):
+    """The rounds as (goal, presses, reached, open) tuples, newest first."""
+    return [(r["goal"], r["presses"], r["reached"], r["ended"] is None) for r in repo.rounds()]
+
+
+def test_press_note_is_stored_in_history_and_told(repo):
+    """A press's note (trimmed) is in the history and in the change listeners hear."""
+    heard = []
+    repo.listen(heard.append)
+    repo.press(source="api", note="  Acme Corp  ")
+    repo.press(source="gpio")
+    first, second = repo.history()[::-1]
+    assert (first["note"], first["source"]) == ("Acme Corp", "api")
+    assert second["note"] is None
+    assert heard[0].note == "Acme Corp" and heard[0].source == "api" and heard[0].event == "press"
+    assert heard[0].at == first["at"]
+
+
+@pytest.mark.parametrize("note", ["x" * 101, "bell\x07", "line\nbreak", 5, ["a"]])
+def test_bad_note_changes_nothing(repo, note):
+    """A note too long, with control characters or not a string raises InvalidValue; nothing is stored."""
+    with pytest.raises(InvalidValue):
+        repo.press(note=note)
+    assert repo.state().count == 5 and repo.history() == []
+
+
+def test_empty_note_is_no_note(repo):
+    """A note of only spaces is a press without a note."""
+    repo.press(note="   ")
+    assert repo.history()[0]["note"] is None
+
+
+def test_title_is_stored_and_reset(db_path):
+    """A title survives reopening; "" goes back to the default (None); None leaves it alone."""
+    with Repository(db_path, goal=5) as r:
+        assert r.state().title is None
+        assert r.set(title="  Sales Q3 ").title == "Sales Q3"
+        assert r.set(count=2).title == "Sales Q3"
+    with Repository(db_path, goal=5) as r:
+        assert r.state().title == "Sales Q3"
+        assert r.set(title="").title is None
+
+
+@pytest.mark.parametrize("title", ["x" * 81, 7, "tab\there"])
+def test_bad_title_changes_nothing(repo, title):
+    """A title too long, not a string or with control characters changes neither title nor count."""
+    repo.set(title="Kept")
+    with pytest.raises(InvalidValue):
+        repo.set(count=1, title=title)
+    state = repo.state()
+    assert (state.title, state.count) == ("Kept", 5)
+
+
+def test_title_only_set_is_not_a_round_event(repo):
+    """Setting only the title leaves the rounds and the undo of the latest press alone."""
+    repo.press()
+    repo.set(title="Hello")
+    assert rounds_of(repo) == [(5, 1, False, True)]
+    assert repo.undo().count == 5
+
+
+def test_fresh_store_has_one_open_round(repo):
+    """A fresh store has one open round at the goal, started at its creation, with no presses."""
+    (only,) = repo.rounds()
+    assert only["ended"] is None and only["goal"] == 5 and only["presses"] == 0 and only["reached"] is False
+    started = datetime.datetime.fromisoformat(only["started"])
+    assert abs(datetime.datetime.now(datetime.timezone.utc) - started) < datetime.timedelta(seconds=60)
+
+
+def test_presses_to_zero_end_the_round_reached(repo):
+    """The press that reaches 0 ends the round as reached, and no round is open until the next press."""
+    for _ in range(5):
+        repo.press()
+    (done,) = repo.rounds()
+    assert done["reached"] is True and done["presses"] == 5 and done["ended"] is not None
+
+
+def test_wrap_starts_a_new_round_that_the_wrap_does_not_count_in(repo):
+    """A press at 0 starts a new open round at the goal with 0 presses; the next press counts in it."""
+    for _ in range(6):
+        repo.press()
+    assert rounds_of(repo) == [(5, 0, False, True), (5, 5, True, False)]
+    repo.press()
+    assert rounds_of(repo)[0] == (5, 1, False, True)
+    assert repo.state().presses == 7
+
+
+def test_set_ends_the_round_not_reached_and_starts_one(repo):
+    """A set of the goal ends the open round not reached and starts one at the new goal."""
+    repo.press()
+    repo.set(goal=3)
+    assert rounds_of(repo) == [(3, 0, False, True), (5, 1, False, False)]
+
+
+def test_set_at_zero_starts_a_round_and_ends_none(repo):
+    """A set while no round is open (count 0) only starts a new round."""
+    for _ in range(5):
+        repo.press()
+    repo.set(count=2)
+    assert rounds_of(repo) == [(5, 0, False, True), (5, 5, True, False)]
+
+
+def test_set_that_changes_nothing_is_not_a_round_event(repo):
+    """A set to the current count and goal starts no round."""
+    repo.press()
+    repo.set(count=4, goal=5)
+    assert rounds_of(repo) == [(5, 1, False, True)]
+
+
+def test_undo_takes_the_press_out_of_its_round(repo):
+    """Undo lowers the presses of the round the press counted in."""
+    repo.press()
+    repo.press()
+    repo.undo()
+    assert rounds_of(repo) == [(5, 1, False, True)]
+
+
+def test_undo_of_the_press_that_reached_zero_reopens_the_round(repo):
+    """Undoing the press that ended a round reopens it, not reached."""
+    for _ in range(5):
+        repo.press()
+    repo.undo()
+    assert rounds_of(repo) == [(5, 4, False, True)]
+    assert repo.rounds()[0]["ended"] is None
+
+
+def test_undo_of_a_wrap_removes_the_round_it_started(repo):
+    """Undoing a wrap removes its round; the reached round is the newest again."""
+    for _ in range(6):
+        repo.press()
+    assert repo.undo().count == 0
+    assert rounds_of(repo) == [(5, 5, True, False)]
+    assert repo.undo().count == 1
+    assert rounds_of(repo) == [(5, 4, False, True)]
+
+
+def test_new_round_resets_count_and_stops_undo(repo):
+    """new_round sets count = goal, ends the open round not reached, tells "round" and blocks undo."""
+    heard = []
+    repo.listen(heard.append)
+    repo.press()
+    state = repo.new_round()
+    assert (state.count, state.presses) == (5, 1)
+    assert heard[-1].event == "round" and heard[-1].state == state
+    assert rounds_of(repo) == [(5, 0, False, True), (5, 1, False, False)]
+    with pytest.raises(NothingToUndo):
+        repo.undo()
+
+
+def backdate_rounds(path, hours):
+    """Move every round's start back by hours, as if the store were made that long ago."""
+    db = sqlite3.connect(path)
+    for id_, started in db.execute("SELECT id, started FROM rounds").fetchall():
+        earlier = datetime.datetime.fromisoformat(started) - datetime.timedelta(hours=hours)
+        db.execute("UPDATE rounds SET started = ? WHERE id = ?", (earlier.isoformat(timespec="milliseconds"), id_))
+    db.commit()
+    db.close()
+
+
+def test_new_round_since_is_applied_once(db_path, repo):
+    """With since, a round starts only when the newest round started before it."""
+    hour_ago = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)).isoformat()
+    assert repo.new_round(since=hour_ago) is None  # the first round started after it
+    repo.press()
+    backdate_rounds(db_path, 2)
+    boundary = hour_ago  # now after the first round began
+    assert repo.new_round(since=boundary).count == 5
+    assert repo.new_round(since=boundary) is None
+    assert len(repo.rounds()) == 2
+
+
+def test_new_round_since_compares_times_across_offsets(repo):
+    """since with another UTC offset than the stored times is compared as a moment, not as text."""
+    started = datetime.datetime.fromisoformat(repo.rounds()[0]["started"])
+    later_in_tokyo = (started + datetime.timedelta(seconds=1)).astimezone(
+        datetime.timezone(datetime.timedelta(hours=9)))
+    assert repo.new_round(since=later_in_tokyo.isoformat()) is not None
+    earlier_in_new_york = (started - datetime.timedelta(seconds=1)).astimezone(
+        datetime.timezone(datetime.timedelta(hours=-5)))
+    assert repo.new_round(since=earlier_in_new_york.isoformat()) is None
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2024-05-01T00:00:00", 17])
+def test_new_round_bad_since_changes_nothing(repo, since):
+    """since that is not an ISO time with an offset raises InvalidValue and starts no round."""
+    with pytest.raises(InvalidValue):
+        repo.new_round(since=since)
+    assert len(repo.rounds()) == 1
+
+
+def test_concurrent_new_rounds_start_exactly_one(db_path):
+    """Several threads and connections asking for the same period's round start it once."""
+    with Repository(db_path, goal=5) as a, Repository(db_path, goal=5) as b:
+        backdate_rounds(db_path, 2)
+        since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)).isoformat()
+        started = []
+        barrier = threading.Barrier(6)
+
+        def work(r):
+            barrier.wait()
+            started.append(r.new_round(since=since))
+        threads = [threading.Thread(target=work, args=(r,)) for r in (a, b) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len([s for s in started if s is not None]) == 1
+        assert len(a.rounds()) == 2
+
+
+def test_history_is_newest_first_and_pages_with_before(repo):
+    """history gives presses newest first, limit at a time, and before pages to older ones."""
+    for _ in range(7):
+        repo.press()
+    repo.undo()
+    page = repo.history(limit=3)
+    assert [p["count_after"] for p in page] == [4, 5, 0]
+    assert page[0]["undone"] is True and page[1]["undone"] is False
+    older = repo.history(limit=3, before=page[-1]["id"])
+    assert [p["count_after"] for p in older] == [1, 2, 3]
+    assert [p["count_after"] for p in repo.history(before=older[-1]["id"])] == [4]
+    wrap = page[1]
+    assert (wrap["count_before"], wrap["count_after"], wrap["source"]) == (0, 5, "button")
+    assert datetime.datetime.fromisoformat(wrap["at"]).utcoffset() is not None
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(limit=0), dict(limit=1001), dict(limit=-1), dict(limit="5"), dict(limit=True),
+    dict(limit=2.0), dict(before=0), dict(before=-3), dict(before="9"), dict(before=1.5),
+])
+def test_history_bad_limit_or_before_is_refused(repo, kwargs):
+    """A limit outside 1-1000 or a before that is not a positive whole number raises InvalidValue."""
+    with pytest.raises(InvalidValue):
+        repo.history(**kwargs)
+
+
+def test_state_presses_counts_the_log_not_undone(db_path):
+    """presses in the state equals the presses in the log not undone, also after reopening."""
+    with Repository(db_path, goal=3) as r:
+        for _ in range(5):
+            r.press()
+        r.undo()
+        r.set(count=1)
+        r.press()
+        assert r.state().presses == 5
+    with Repository(db_path, goal=3) as r:
+        assert r.state().presses == 5
+        assert r.state().presses == sum(not p["undone"] for p in r.history(limit=1000))
+
+
+def test_rounds_survive_reopening(db_path):
+    """Rounds are on disk: reopening the file gives the same list."""
+    with Repository(db_path, goal=2) as r:
+        for _ in range(4):
+            r.press()
+        before = r.rounds()
+    with Repository(db_path, goal=2) as r:
+        assert r.rounds() == before
+
+
+def test_health_says_sqlite_and_reports_a_failed_write(db_path):
+    """health() is ok after working writes and says why after a failed one."""
+    r = Repository(db_path, goal=5)
+    try:
+        assert r.health() == {"kind": "sqlite", "ok": True, "path": db_path}
+        r._db.close()
+        r._db = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, isolation_level=None,
+                                check_same_thread=False)
+        with pytest.raises(RepositoryError):
+            r.press()
+        health = r.health()
+        assert health["ok"] is False and "could not store a press" in health["error"]
+    finally:
+        r.close()
+
+
+def make_old_database(path, version, count, goal, presses=()):
+    """A file as an older release left it: schema MIGRATIONS[:version], with count, goal and presses."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA application_id = %d" % APPLICATION_ID)
+    for migration in MIGRATIONS[:version]:
+        db.executescript(migration)
+    db.execute("INSERT INTO counter (id, count, goal) VALUES (1, ?, ?)", (count, goal))
+    for at, source, before, after, undone in presses:
+        db.execute("INSERT INTO presses (pressed_at, source, count_before, count_after, undone_at) "
+                   "VALUES (?, ?, ?, ?, ?)", (at, source, before, after, undone))
+    db.execute("PRAGMA user_version = %d" % version)
+    db.commit()
+    db.close()
+
+
+def test_version_2_database_keeps_count_and_history(db_path):
+    """A file of today's release (schema 2, with presses) opens with its count, presses and history."""
+    make_old_database(db_path, 2, count=17, goal=20, presses=[
+        ("2024-03-01T09:00:00.000+00:00", "gpio", 20, 19, None),
+        ("2024-03-01T09:05:00.000+00:00", "api", 19, 18, None),
+        ("2024-03-01T09:06:00.000+00:00", "keyboard", 18, 17, None),
+        ("2024-03-01T09:07:00.000+00:00", "api", 17, 16, "2024-03-01T09:08:00.000+00:00"),
+    ])
+    with Repository(db_path, goal=5) as r:
+        state = r.state()
+        assert (state.count, state.goal, state.presses, state.title) == (17, 20, 3, None)
+        history = r.history()
+        assert [(p["source"], p["count_after"], p["undone"], p["note"]) for p in history] == [
+            ("api", 16, True, None), ("keyboard", 17, False, None),
+            ("api", 18, False, None), ("gpio", 19, False, None)]
+        assert history[-1]["at"] == "2024-03-01T09:00:00.000+00:00"
+        # One open round from now; the older presses belong to none, so undo stops at them.
+        assert rounds_of(r) == [(20, 0, False, True)]
+        with pytest.raises(NothingToUndo):
+            r.undo()
+        assert r.press(note="first note").count == 16
+        assert rounds_of(r) == [(20, 1, False, True)]
+        assert r.history(limit=1)[0]["id"] == 5
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    db.close()
+
+
+def test_version_1_database_gets_rounds(db_path):
+    """A file of the first release (schema 1, counter only) opens with its count and one open round."""
+    make_old_database(db_path, 1, count=7, goal=30)
+    with Repository(db_path) as r:
+        state = r.state()
+        assert (state.count, state.goal, state.presses) == (7, 30, 0)
+        assert rounds_of(r) == [(30, 0, False, True)]
+        assert r.history() == []
+        for _ in range(7):
+            r.press()
+        assert rounds_of(r) == [(30, 7, True, False)]
+
+
+def test_old_database_at_zero_has_no_open_round_until_the_wrap(db_path):
+    """An older file left at 0 gets no open round; the next press wraps and starts one."""
+    make_old_database(db_path, 2, count=0, goal=4, presses=[
+        ("2024-03-01T09:00:00.000+00:00", "gpio", 1, 0, None)])
+    with Repository(db_path) as r:
+        assert r.rounds() == []
+        assert r.press().count == 4
+        assert rounds_of(r) == [(4, 0, False, True)]
+        assert r.undo().count == 0
+        assert r.rounds() == []
