@@ -28,6 +28,7 @@ from tornado.options import define, options
 
 from api import ApiError, AuthHandler, CountHandler, HealthHandler, PressHandler, Throttle, UndoHandler
 from Button import KINDS, PULLS, ButtonError, make_button
+from history import HistoryCsvHandler, HistoryHandler, RoundsHandler
 from Repository import Repository, default_path
 from store import Change, InvalidValue, State, StoreError
 
@@ -392,6 +393,9 @@ def make_app(
             (r"/api/auth", AuthHandler, api),
             (r"/healthz", HealthHandler, dict(feed=feed, health=health, store_health=store_health)),
             (r"/metrics", MetricsHandler, dict(metrics=metrics)),
+            (r"/api/history", HistoryHandler, dict(store=store)),
+            (r"/api/history\.csv", HistoryCsvHandler, dict(store=store)),
+            (r"/api/rounds", RoundsHandler, dict(store=store)),
         ],
         template_path=HERE,
         static_path=STATIC_DIR,
