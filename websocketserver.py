@@ -477,6 +477,11 @@ async def serve(store, button, token: Optional[str]) -> None:
         elif e.errno == errno.EACCES:
             hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE; see deploy/)"
         raise StartupError(f"cannot listen on {where}: {e.strerror}{hint}") from e
+    if options.round != "none":
+        from rounds import RoundSchedule  # a new round at each local day, week or month
+        schedule = RoundSchedule(store, options.round, loop=loop)
+        schedule.start()  # also applies a boundary passed while the server was off
+        closers.append(schedule.stop)
 
     def on_press() -> None:
         # Runs in the button thread: the store commits, and its commit hands the change on.
