@@ -415,7 +415,7 @@ class Repository:
 
     def health(self) -> dict:
         """Whether the latest read or write worked; cheap, touches no lock (the IOLoop calls it)."""
-        health = {"kind": "sqlite", "ok": self._error is None, "path": self.path}
+        health = {"kind": "sqlite", "ok": self._error is None}
         if self._error is not None:
             health["error"] = self._error
         return health

@@ -124,7 +124,7 @@ class HistoryTest(HistoryApiTestCase):
         assert len(threads) == 3 and threading.main_thread() not in threads
 
     def test_store_failure_is_503_json(self):
-        """When the database cannot be read, the history routes answer 503 with the reason in JSON."""
+        """When the database cannot be read, the history routes answer 503 in JSON and /healthz says so until a read works."""
         broken = sqlite3.connect(":memory:", check_same_thread=False)
         broken.close()
         working, self.repository._db = self.repository._db, broken
@@ -134,8 +134,12 @@ class HistoryTest(HistoryApiTestCase):
                     code, body = self.api("GET", path, headers={})
                 self.assert_error(code, body, 503)
                 assert "counter.db" in body["error"]
+            health = self.api("GET", "/healthz", headers={})[1]
+            assert health["ok"] is False and health["store"]["kind"] == "sqlite"
         finally:
             self.repository._db = working
+        self.api("GET", "/api/history", headers={})
+        assert self.api("GET", "/healthz", headers={})[1]["store"]["ok"] is True
 
 
 class CsvTest(HistoryApiTestCase):
