@@ -254,12 +254,16 @@ class Repository:
         return row[0] if row is not None and row[1] is None else None
 
     def _next_round(self, db: sqlite3.Connection, at: str, count: int, goal: int) -> None:
-        """A set or new round: the open round ends not reached, the next starts; undo stops here."""
+        """A set of count or goal, or a new round: the open round ends not reached, the next starts."""
         db.execute("UPDATE rounds SET ended = ?, reached = 0 WHERE ended IS NULL", (at,))
         self._start_round(db, at, goal)
-        (floor,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM presses").fetchone()
-        db.execute("UPDATE counter SET count = ?, goal = ?, undo_floor = ? WHERE id = 1",
-                   (count, goal, floor))
+        db.execute("UPDATE counter SET count = ?, goal = ? WHERE id = 1", (count, goal))
+
+    @staticmethod
+    def _raise_undo_floor(db: sqlite3.Connection) -> None:
+        """Undo stops here: no press before now can be undone (after every set and new round)."""
+        db.execute("UPDATE counter SET undo_floor = (SELECT COALESCE(MAX(id), 0) FROM presses) "
+                   "WHERE id = 1")
 
     def press(self, source: str = "button", note: Optional[str] = None) -> State:
         """One press, with an optional note: count - 1, or back to the goal when it was 0.
@@ -328,8 +332,8 @@ class Repository:
         """Set the count, the goal and/or the title (None: unchanged; title "": the default).
 
         A goal below the count pulls the count down to it. A change of count or goal
-        ends the open round (not reached) and starts the next; undo does not reach back
-        past it. Raises InvalidValue (nothing changed) for a count outside 0..goal, a goal
+        ends the open round (not reached) and starts the next. Undo does not reach back
+        past any set (a title-only one too). Raises InvalidValue (nothing changed) for a count outside 0..goal, a goal
         outside 1..MAX_GOAL or a bad title.
         """
         if goal is not None:
@@ -349,6 +353,7 @@ class Repository:
                 new_count = check_count(count, new_goal)
             if (new_count, new_goal) != (old_count, old_goal):
                 self._next_round(db, at, new_count, new_goal)
+            self._raise_undo_floor(db)
             if title is not None:
                 db.execute("UPDATE counter SET title = ? WHERE id = 1", (new_title,))
             state = self._state(db)
@@ -375,6 +380,7 @@ class Repository:
             at = _now()
             (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
             self._next_round(db, at, goal, goal)
+            self._raise_undo_floor(db)
             state = self._state(db)
             self._outbox.append(Change("round", state, at=at))
             return state

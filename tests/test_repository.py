@@ -285,11 +285,12 @@ def test_bad_title_changes_nothing(repo, title):
 
 
 def test_title_only_set_is_not_a_round_event(repo):
-    """Setting only the title leaves the rounds and the undo of the latest press alone."""
+    """Setting only the title leaves the rounds and the count alone (undo stops there, as after any set)."""
     repo.press()
-    repo.set(title="Hello")
+    assert repo.set(title="Hello").count == 4
     assert rounds_of(repo) == [(5, 1, False, True)]
-    assert repo.undo().count == 5
+    with pytest.raises(NothingToUndo):
+        repo.undo()
 
 
 def test_fresh_store_has_one_open_round(repo):
@@ -334,10 +335,12 @@ def test_set_at_zero_starts_a_round_and_ends_none(repo):
 
 
 def test_set_that_changes_nothing_is_not_a_round_event(repo):
-    """A set to the current count and goal starts no round."""
+    """A set to the current count and goal starts no round, but undo stops there."""
     repo.press()
     repo.set(count=4, goal=5)
     assert rounds_of(repo) == [(5, 1, False, True)]
+    with pytest.raises(NothingToUndo):
+        repo.undo()
 
 
 def test_undo_takes_the_press_out_of_its_round(repo):
