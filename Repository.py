@@ -391,10 +391,6 @@ class Repository:
             raise InvalidValue(f"limit must be a whole number from 1 to {MAX_HISTORY}")
         if before is not None and (not is_int(before) or before < 1):
             raise InvalidValue("before must be a press id (a whole number of 1 or more)")
-        return self._history(limit, before)
-
-    def _history(self, limit: int, before: Optional[int]) -> List[dict]:
-        """history() without its cap on limit (the CSV export pages through more)."""
         with self._write("read the history"), self._lock:
             rows = self._db.execute(
                 "SELECT id, pressed_at, source, count_before, count_after, undone_at, note "
