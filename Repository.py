@@ -24,6 +24,7 @@ from typing import Callable, Iterator, List, Optional
 
 from store import (  # noqa: F401 - re-exported: callers import the errors from here too
     MAX_GOAL,
+    MAX_HISTORY,
     Change,
     InvalidValue,
     NothingToUndo,
@@ -31,6 +32,7 @@ from store import (  # noqa: F401 - re-exported: callers import the errors from 
     StoreError,
     check_count,
     check_goal,
+    check_page,
     check_note,
     check_title,
     is_int,
@@ -87,7 +89,6 @@ MIGRATIONS = (
     );
     """,
 )
-MAX_HISTORY = 1000  # presses in one page of history()
 MAX_ROUNDS = 1000  # rounds() gives the latest this many
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -387,10 +388,7 @@ class Repository:
 
     def history(self, limit: int = 50, before: Optional[int] = None) -> List[dict]:
         """Presses newest first, at most ``limit`` (1-1000), only ids below ``before`` when given."""
-        if not is_int(limit) or not 1 <= limit <= MAX_HISTORY:
-            raise InvalidValue(f"limit must be a whole number from 1 to {MAX_HISTORY}")
-        if before is not None and (not is_int(before) or before < 1):
-            raise InvalidValue("before must be a press id (a whole number of 1 or more)")
+        check_page(limit, before)
         with self._write("read the history"), self._lock:
             rows = self._db.execute(
                 "SELECT id, pressed_at, source, count_before, count_after, undone_at, note "

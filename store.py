@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional
 MAX_GOAL = 1_000_000
 MAX_TITLE = 80  # characters, after trimming
 MAX_NOTE = 100  # characters, after trimming
+MAX_HISTORY = 1000  # presses in one page of history
 
 EVENTS = ("press", "undo", "set", "round")
 
@@ -127,3 +128,11 @@ def check_note(note: object) -> Optional[str]:
     if _has_control(note):
         raise InvalidValue("note must not contain control characters")
     return note
+
+
+def check_page(limit: object, before: object) -> None:
+    """A history page: ``limit`` from 1 to MAX_HISTORY, ``before`` None or a press id (1 or more)."""
+    if not is_int(limit) or not 1 <= limit <= MAX_HISTORY:
+        raise InvalidValue(f"limit must be a whole number from 1 to {MAX_HISTORY}")
+    if before is not None and (not is_int(before) or before < 1):
+        raise InvalidValue("before must be a press id (a whole number of 1 or more)")
