@@ -176,6 +176,16 @@ class CommandTest(MqttTestCase):
         await self.wait(sub, state_is(2), after=0)
 
     @gen_test(timeout=30)
+    async def test_press_command_with_a_note(self):
+        """A press command's JSON payload {"note": ...} is stored with the press and shown on the pages."""
+        await self.connected()
+        ws = await self.ws_connect()
+        await self.read_json(ws)
+        self.subscribe(TOPIC + "/state").publish(TOPIC + "/press", json.dumps({"note": "Acme Corp"}))
+        msg = await self.read_json(ws)
+        assert (msg["count"], msg["note"], msg["source"]) == (2, "Acme Corp", "mqtt")
+
+    @gen_test(timeout=30)
     async def test_bad_payload_is_logged_and_ignored(self):
         """A press command whose payload is neither empty nor {"note": ...} is logged and changes nothing."""
         await self.connected()

@@ -124,6 +124,15 @@ class DeliveryTest(WebhookTestCase):
             {"event": "press", "count": 2, "goal": 3, "presses": 1, "note": None, "text": "2 left of 3"}]
 
     @gen_test
+    async def test_note_leads_the_sentence(self):
+        """A press with a note is posted with the note and a sentence that starts with it."""
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b'{"note": "Acme Corp"}',
+                                     headers=AUTH)
+        await self.receiver.wait(lambda: self.receiver.accepted)
+        body = self.receiver.accepted[0]
+        assert (body["note"], body["text"]) == ("Acme Corp", "Acme Corp! 2 left of 3")
+
+    @gen_test
     async def test_undo_and_set_are_posted(self):
         """Undo and set are posted too, each with its own sentence."""
         await self.press()
