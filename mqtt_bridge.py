@@ -126,8 +126,8 @@ class MqttBridge:
         self.state = change.state
         if not self.connected:
             return  # it goes out on the next connect
-        self.publish_state()
-        if change.event == "press":
+        self.publish_state()  # retained and the same from every server: harmless when repeated
+        if change.event == "press" and change.local:  # one event per press, from the server that stored it
             event = {"event_type": "press", "count": change.state.count, "goal": change.state.goal,
                      "source": change.source, "note": change.note}
             self.client.publish(self.t("event"), json.dumps(event), qos=0)
@@ -153,7 +153,10 @@ class MqttBridge:
             self.client.publish(topic, body, qos=1, retain=True)
         self.publish_state()
         if self.commands:
-            self.client.subscribe([(self.t("press"), 1), (self.t("undo"), 1)])
+            # A shared subscription: when several servers share one count (--store) and obey
+            # commands, the broker gives each command to one of them, so it presses once.
+            group = "$share/" + self.node_id + "/"
+            self.client.subscribe([(group + self.t("press"), 1), (group + self.t("undo"), 1)])
 
     def _disconnected(self, reason: str) -> None:
         # IOLoop thread.

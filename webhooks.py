@@ -253,8 +253,12 @@ class Webhooks:
         return self._client
 
     def on_change(self, change: Change) -> None:
-        """The listener on the change path (IOLoop thread): queue the message for every URL."""
-        if self.closed:
+        """The listener on the change path (IOLoop thread): queue the message for every URL.
+
+        Only changes made through this server: with a shared store every server hears every
+        change, and each change should reach a chat once, from the server that made it.
+        """
+        if self.closed or not change.local:
             return
         body = payload(change)
         for target in self.targets:

@@ -4,11 +4,13 @@ import logging
 import time
 
 import pytest
+import tornado.gen
+import tornado.util
 from tornado.testing import ExpectLog, gen_test
 
 from mqtt_bridge import MqttBridge, command_note, parse_url
 from store import InvalidValue
-from tests.conftest import TOKEN as PROCESS_TOKEN
+from tests.conftest import TOKEN as PROCESS_TOKEN, until
 from tests.mosquitto import Broker, Subscriber
 from tests.test_server import AUTH, ServerTestCase
 
@@ -174,6 +176,29 @@ class CommandTest(MqttTestCase):
         msg = await self.read_json(ws)
         assert (msg["count"], msg["event"]) == (2, "undo")
         await self.wait(sub, state_is(2), after=0)
+
+    @gen_test(timeout=30)
+    async def test_two_servers_obeying_commands_press_once(self):
+        """Two bridges with commands on one shared store: each press command presses once, not once per server."""
+        url = "mqtt://127.0.0.1:%d" % self.broker.port
+        second = MqttBridge(url, self.repository, topic=TOPIC, commands=True, loop=self.io_loop)
+        second.start(self.feed.state)
+        try:
+            await self.connected()
+            await until(lambda: self.bridge.connected and second.connected)
+            ws = await self.ws_connect()
+            await self.read_json(ws)
+            sub = self.subscribe(TOPIC + "/state")
+            sub.publish(TOPIC + "/press", b"")
+            sub.publish(TOPIC + "/press", b"")
+            counts = [(await self.read_json(ws))["count"] for _ in range(2)]
+            assert counts == [2, 1]
+            # A third message would be a doubled press; none comes within a short bounded wait.
+            with pytest.raises(tornado.util.TimeoutError):
+                await tornado.gen.with_timeout(self.io_loop.time() + 0.5, ws.read_message())
+            assert self.repository.state().presses == 2
+        finally:
+            await second.close()
 
     @gen_test(timeout=30)
     async def test_press_command_with_a_note(self):

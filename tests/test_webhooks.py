@@ -124,6 +124,16 @@ class DeliveryTest(WebhookTestCase):
             {"event": "press", "count": 2, "goal": 3, "presses": 1, "note": None, "text": "2 left of 3"}]
 
     @gen_test
+    async def test_another_servers_change_is_not_posted(self):
+        """With a shared store every server hears every change; only the one that made it posts it."""
+        import dataclasses
+        other = dataclasses.replace(Change("press", self.repository.state(), source="gpio"), local=False)
+        self.changes.fire(other)
+        await self.press()
+        await self.receiver.wait(lambda: self.receiver.accepted)
+        assert [body["count"] for body in self.receiver.accepted] == [2]
+
+    @gen_test
     async def test_note_leads_the_sentence(self):
         """A press with a note is posted with the note and a sentence that starts with it."""
         await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b'{"note": "Acme Corp"}',
