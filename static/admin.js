@@ -1,0 +1,484 @@
+// The Button: the admin page. Sign in with the admin token, then press, undo and set the
+// count, goal and title through the JSON API; the live state comes from the WebSocket feed.
+//
+// The token lives in one variable of this closure only: never in a URL, a cookie, storage or
+// the console; it goes to the server only as an Authorization header on fetch(). Since no
+// cookie carries it, a page from another site cannot write through this browser (no CSRF).
+"use strict";
+
+(function () {
+  const body = document.body;
+  const $ = function (id) { return document.getElementById(id); };
+  const LATEST = 20; // presses in the table
+
+  const hooks = { state: "connecting", connects: 0, messages: 0, loads: 0, retries: [] };
+  window.theAdmin = hooks; // what tests read; never the token
+
+  let token = null; // the admin token once the server has accepted it
+  let current = null; // the latest state from the feed or a write
+
+  // ---- words next to what caused them ------------------------------------------------
+  function say(id, text) {
+    const el = $(id);
+    el.textContent = text || "";
+    el.hidden = !text;
+    const input = document.querySelector("[aria-describedby='" + id + "']");
+    if (input && input.tagName === "INPUT") {
+      input.setAttribute("aria-invalid", text ? "true" : "false");
+    }
+  }
+
+  function clear(ids) {
+    ids.forEach(function (id) { say(id, ""); });
+  }
+
+  let doneTimer = null;
+  function done(id, text) {
+    clear(["press-done", "save-done"]);
+    say(id, text);
+    window.clearTimeout(doneTimer);
+    doneTimer = window.setTimeout(function () { say(id, ""); }, 4000);
+  }
+
+  // ---- the API -----------------------------------------------------------------------
+  // One write: the token as a bearer header, a JSON body, the answer as {status, body}.
+  // A network failure is an answer too (status 0), so every caller shows words.
+  function api(method, path, payload) {
+    const init = {
+      method: method,
+      headers: { "Authorization": "Bearer " + token },
+      cache: "no-store",
+      credentials: "omit",
+      redirect: "error",
+    };
+    if (payload !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    return window.fetch(path, init).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (json) {
+        return { status: res.status, body: json || {}, retryAfter: res.headers.get("Retry-After") };
+      });
+    }, function () {
+      return { status: 0, body: { error: "no answer from the server: is it running?" } };
+    });
+  }
+
+  function errorText(answer) {
+    const words = answer.body && typeof answer.body.error === "string" ? answer.body.error : "";
+    if (answer.status === 0) {
+      return words;
+    }
+    return words ? capital(words) : "The server answered " + answer.status + ".";
+  }
+
+  function capital(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
+  }
+
+  // The token stopped working (changed on the server, or the write API was turned off).
+  function unauthorized(answer) {
+    if (answer.status !== 401 && answer.status !== 403) {
+      return false;
+    }
+    signOut();
+    say("token-error", "Signed out: " + errorText(answer));
+    return true;
+  }
+
+  // ---- signing in ----------------------------------------------------------------------
+  const tokenInput = $("token");
+
+  $("signin-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    const given = tokenInput.value.trim();
+    tokenInput.value = ""; // out of the field at once: the variable below is its only home
+    clear(["token-error"]);
+    if (!given) {
+      say("token-error", "Enter the admin token.");
+      tokenInput.focus();
+      return;
+    }
+    $("sign-in").disabled = true;
+    token = given;
+    api("POST", "/api/auth").then(function (answer) {
+      $("sign-in").disabled = false;
+      if (answer.status === 200) {
+        signedIn();
+        return;
+      }
+      token = null;
+      if (answer.status === 403 && /wrong token/i.test(answer.body.error || "")) {
+        say("token-error", "Wrong token: check it and try again.");
+      } else if (answer.status === 429) {
+        say("token-error", "Too many wrong tokens: wait " + (answer.retryAfter || "a minute") +
+            " s and try again.");
+      } else {
+        say("token-error", errorText(answer));
+      }
+      tokenInput.focus();
+    });
+  });
+
+  function signedIn() {
+    body.dataset.signedIn = "yes";
+    $("signin").hidden = true;
+    $("controls").hidden = false;
+    $("sign-out").hidden = false;
+    clear(["token-error", "note-error", "press-error", "undo-error", "save-error",
+      "set-count-error", "set-goal-error", "set-title-error"]);
+    dirty.clear();
+    if (current) {
+      show(current);
+    }
+    loadLatest();
+    $("note").focus();
+  }
+
+  function signOut() {
+    token = null;
+    body.dataset.signedIn = "no";
+    $("controls").hidden = true;
+    $("sign-out").hidden = true;
+    $("signin").hidden = false;
+    tokenInput.value = "";
+    tokenInput.focus();
+  }
+
+  $("sign-out").addEventListener("click", function () {
+    signOut();
+    clear(["token-error"]);
+  });
+
+  // ---- press and undo ---------------------------------------------------------------------
+  const noteInput = $("note");
+
+  $("press-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (!token) {
+      return;
+    }
+    clear(["note-error", "press-error", "undo-error"]);
+    const note = noteInput.value.trim();
+    const button = $("press");
+    button.disabled = true;
+    api("POST", "/api/press", note ? { note: note } : undefined).then(function (answer) {
+      button.disabled = false;
+      if (answer.status === 200) {
+        noteInput.value = ""; // a note goes with one press only
+        show(answer.body);
+        done("press-done", note ? "Pressed: “" + note + "”" : "Pressed.");
+      } else if (!unauthorized(answer)) {
+        // A bad note is the note's fault; anything else (503, 429, ...) belongs to the button.
+        say(answer.status === 400 && note ? "note-error" : "press-error", errorText(answer));
+      }
+    });
+  });
+
+  $("undo").addEventListener("click", function () {
+    if (!token) {
+      return;
+    }
+    clear(["press-error", "undo-error"]);
+    const button = $("undo");
+    button.disabled = true;
+    api("POST", "/api/undo").then(function (answer) {
+      button.disabled = false;
+      if (answer.status === 200) {
+        show(answer.body);
+        done("press-done", "Undone.");
+      } else if (!unauthorized(answer)) {
+        say("undo-error", answer.status === 409 ? "Nothing to undo: " + errorText(answer) : errorText(answer));
+      }
+    });
+  });
+
+  // ---- count, goal and title ----------------------------------------------------------------
+  const fields = { count: $("set-count"), goal: $("set-goal"), title: $("set-title") };
+  const dirty = new Set(); // fields the admin has typed in since they were last filled
+  Object.keys(fields).forEach(function (name) {
+    fields[name].addEventListener("input", function () {
+      dirty.add(name);
+      say("set-" + name + "-error", "");
+    });
+  });
+
+  // Fill the fields from a state, except those being edited.
+  function fill(state, force) {
+    const values = { count: String(state.count), goal: String(state.goal), title: state.title || "" };
+    Object.keys(fields).forEach(function (name) {
+      if (force || !dirty.has(name)) {
+        fields[name].value = values[name];
+        dirty.delete(name);
+      }
+    });
+  }
+
+  $("settings-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (!token) {
+      return;
+    }
+    clear(["save-error", "set-count-error", "set-goal-error", "set-title-error"]);
+    // Only what was changed is sent: an untouched title stays the default heading.
+    const change = {};
+    let bad = false;
+    ["count", "goal"].forEach(function (name) {
+      if (!dirty.has(name)) {
+        return;
+      }
+      const raw = fields[name].value.trim();
+      if (!/^-?\d+$/.test(raw)) {
+        say("set-" + name + "-error", capital(name) + " must be a whole number.");
+        bad = true;
+        return;
+      }
+      change[name] = Number(raw);
+    });
+    if (dirty.has("title")) {
+      change.title = fields.title.value.trim();
+    }
+    if (bad) {
+      return;
+    }
+    if (Object.keys(change).length === 0) {
+      say("save-error", "Nothing changed: edit the count, the goal or the title first.");
+      return;
+    }
+    const button = $("save");
+    button.disabled = true;
+    api("PUT", "/api/count", change).then(function (answer) {
+      button.disabled = false;
+      if (answer.status === 200) {
+        show(answer.body);
+        fill(answer.body, true);
+        done("save-done", "Saved.");
+      } else if (!unauthorized(answer)) {
+        say(blame(answer, change), errorText(answer));
+      }
+    });
+  });
+
+  // Which field an error is about: the one its words name (the API says "count must not be
+  // more than the goal (20)"), else the only field sent, else the Save button.
+  function blame(answer, change) {
+    const words = (answer.body.error || "").toLowerCase();
+    if (answer.status === 400) {
+      const named = ["count", "goal", "title"].filter(function (name) {
+        return name in change && new RegExp("\\b" + name + "\\b").test(words);
+      });
+      if (named.length) {
+        return "set-" + named[0] + "-error";
+      }
+      const sent = Object.keys(change);
+      if (sent.length === 1) {
+        return "set-" + sent[0] + "-error";
+      }
+    }
+    return "save-error";
+  }
+
+  // ---- the state and the latest presses ---------------------------------------------------
+  function show(state) {
+    if (typeof state.count !== "number" || typeof state.goal !== "number") {
+      return;
+    }
+    current = Object.assign({}, current || {}, state);
+    $("count").textContent = String(current.count);
+    $("goal").textContent = String(current.goal);
+    if (typeof current.title === "string") {
+      $("state-title").textContent = current.title;
+      $("heading").textContent = current.title;
+      document.title = "Admin · " + current.title;
+    }
+    $("presses").textContent = typeof current.presses === "number"
+      ? current.presses + (current.presses === 1 ? " press" : " presses") + " in all" : "";
+    const share = current.goal > 0 ? (current.goal - current.count) / current.goal : 0;
+    $("meter").style.width = (100 * Math.max(0, Math.min(1, share))).toFixed(1) + "%";
+    body.classList.toggle("goal-reached", current.count === 0);
+    fill(current, false);
+  }
+
+  // The latest presses, fetched again after each message; one request at a time.
+  let loading = false;
+  let again = false;
+  function loadLatest() {
+    if (!token) {
+      return;
+    }
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    window.fetch("/api/history?limit=" + LATEST, { cache: "no-store", credentials: "omit" })
+      .then(function (res) {
+        return res.json().then(function (json) {
+          if (!res.ok) {
+            throw new Error((json && json.error) || "the server answered " + res.status);
+          }
+          return json;
+        });
+      })
+      .then(function (json) {
+        say("latest-error", "");
+        table(json.presses || []);
+        hooks.loads += 1;
+      }, function (e) {
+        say("latest-error", "Cannot load the latest presses: " + e.message);
+      })
+      .then(function () {
+        loading = false;
+        if (again) {
+          again = false;
+          loadLatest();
+        }
+      });
+  }
+
+  function table(presses) {
+    const rows = $("latest-rows");
+    rows.textContent = "";
+    presses.forEach(function (p) {
+      const tr = document.createElement("tr");
+      tr.className = p.undone ? "undone" : "";
+      tr.dataset.id = String(p.id);
+      cell(tr, "when", when(p.at)).title = p.at;
+      cell(tr, "source", p.source || "");
+      cell(tr, "change", p.count_before + " → " + p.count_after);
+      const note = cell(tr, "note", p.note || ""); // untrusted text: textContent only
+      if (p.undone) {
+        const tag = document.createElement("span");
+        tag.className = "tag undone";
+        tag.textContent = "undone";
+        note.insertBefore(tag, note.firstChild);
+      }
+      rows.appendChild(tr);
+    });
+    $("latest-empty").hidden = presses.length > 0;
+  }
+
+  function cell(tr, cls, text) {
+    const td = document.createElement("td");
+    td.className = cls;
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function when(iso) {
+    const t = new Date(iso);
+    if (isNaN(t.getTime())) {
+      return iso;
+    }
+    const today = new Date();
+    const sameDay = t.toDateString() === today.toDateString();
+    const time = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return sameDay ? time : t.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+  }
+
+  // ---- the live feed -------------------------------------------------------------------------
+  // Same rules as the countdown page: URL from location, a heartbeat watchdog, and a doubling
+  // delay with jitter that starts over once a connection has carried a state.
+  let socket = null;
+  let attempts = 0;
+  let beat = 20;
+  let retryTimer = null;
+  let silenceTimer = null;
+  let openTimer = null;
+  let live = true;
+
+  function status(state, text) {
+    hooks.state = state;
+    body.dataset.state = state;
+    body.dataset.live = live ? "yes" : "no";
+    $("status-text").textContent = text;
+  }
+
+  function connect() {
+    window.clearTimeout(retryTimer);
+    if (socket) {
+      return;
+    }
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    let ws;
+    try {
+      ws = new WebSocket(scheme + "//" + window.location.host + "/websocket");
+    } catch (e) {
+      retry();
+      return;
+    }
+    socket = ws;
+    openTimer = window.setTimeout(function () { drop(ws); }, 10000);
+    ws.onopen = function () {
+      window.clearTimeout(openTimer);
+      hooks.connects += 1;
+      status("live", "Live");
+      heard(ws);
+    };
+    ws.onmessage = function (event) {
+      heard(ws);
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      if (!msg || typeof msg !== "object" || msg.event === "beat" || typeof msg.count !== "number") {
+        return;
+      }
+      attempts = 0;
+      hooks.messages += 1;
+      if (typeof msg.beat === "number" && msg.beat >= 0) {
+        beat = msg.beat;
+      }
+      live = msg.live !== false;
+      status("live", live ? "Live" : "Not live: the count may be behind");
+      show(msg);
+      loadLatest();
+    };
+    ws.onclose = function () { drop(ws); };
+  }
+
+  function heard(ws) {
+    window.clearTimeout(silenceTimer);
+    if (beat > 0) {
+      silenceTimer = window.setTimeout(function () { drop(ws); }, 1250 * beat);
+    }
+  }
+
+  function drop(ws) {
+    if (socket !== ws) {
+      return;
+    }
+    socket = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    window.clearTimeout(openTimer);
+    window.clearTimeout(silenceTimer);
+    try {
+      ws.close();
+    } catch (e) {
+      // already closed
+    }
+    retry();
+  }
+
+  function retry() {
+    const base = Math.min(30000, 500 * Math.pow(2, attempts));
+    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
+    attempts += 1;
+    hooks.retries.push(base);
+    status("offline", "Disconnected: retrying in " + Math.ceil(delay / 1000) + " s");
+    retryTimer = window.setTimeout(connect, delay);
+  }
+
+  window.addEventListener("online", function () {
+    if (!socket) {
+      attempts = 0;
+      connect();
+    }
+  });
+
+  tokenInput.focus();
+  connect();
+})();
