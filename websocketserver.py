@@ -237,6 +237,19 @@ class MainHandler(SecurityHeaders, tornado.web.RequestHandler):
         )
 
 
+class PageHandler(SecurityHeaders, tornado.web.RequestHandler):
+    """/admin and /history: a template and its static files; the data comes from the API and the feed."""
+
+    def initialize(self, feed: Feed, template: str) -> None:
+        self.feed = feed
+        self.template = template
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Frame-Options", "DENY")  # no other site frames the admin page
+        self.render(self.template, title=self.feed.heading())
+
+
 class StaticHandler(SecurityHeaders, tornado.web.StaticFileHandler):
     pass
 
@@ -396,6 +409,8 @@ def make_app(
             (r"/api/history", HistoryHandler, dict(store=store)),
             (r"/api/history\.csv", HistoryCsvHandler, dict(store=store)),
             (r"/api/rounds", RoundsHandler, dict(store=store)),
+            (r"/admin", PageHandler, dict(feed=feed, template="admin.html")),
+            (r"/history", PageHandler, dict(feed=feed, template="history.html")),
         ],
         template_path=HERE,
         static_path=STATIC_DIR,
