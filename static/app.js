@@ -191,6 +191,7 @@
     let late = false;
     const wait = window.setTimeout(function () {
       late = true;
+      hooks.hornsMissed = (hooks.hornsMissed || 0) + 1;
       showSoundState();
     }, RESUME_WAIT_MS);
     ctx.resume().then(function () {

@@ -1,13 +1,19 @@
 """The countdown page in a real browser: Debian's Chromium driven by Playwright, against the real server."""
+import datetime
+import json
 import os
 import re
 import shutil
+import socket
+import threading
+import time
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from Repository import Repository
 from tests.conftest import ROOT, TOKEN, ServerProcess
+from websocketserver import text_frame
 
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -40,10 +46,14 @@ def server(db_path):
 
 
 class Watched:
-    """A page with every console error, page error and request it made recorded."""
+    """A page with every console error, page error and request it made recorded.
 
-    def __init__(self, context, server):
+    With ``via`` (a Proxy) the page is loaded, and talks to the server, through the proxy.
+    """
+
+    def __init__(self, context, server, via=None):
         self.server = server
+        self.via = via
         self.page = context.new_page()
         self.errors = []
         self.expected_errors = None  # a regex for errors a test causes on purpose
@@ -55,12 +65,21 @@ class Watched:
 
     def open(self, sound=True):
         """Load the page; with sound, click once as whoever sets up the TV does, so audio may start."""
-        self.page.goto(self.server.url + "/")
+        self.page.goto(self.url + "/")
         self.wait_live()
         if sound:
             self.page.locator("#enable-sound").click()
             expect(self.page.locator("body")).to_have_attribute("data-sound", "on")
         return self
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.via.port if self.via else self.server.url
+
+    def wait_until(self, condition, timeout=15000):
+        """Wait for a condition on window.theButton (polled in the page by Playwright)."""
+        self.page.wait_for_function("() => { const b = window.theButton; return %s; }" % condition,
+                                    timeout=timeout)
 
     def wait_live(self):
         expect(self.page.locator("body")).to_have_attribute("data-state", "live", timeout=15000)
@@ -77,7 +96,8 @@ class Watched:
         unexpected = [e for e in self.errors
                       if not (self.expected_errors and re.search(self.expected_errors, e))]
         assert unexpected == []
-        own = re.compile(r"^(http|ws)://127\.0\.0\.1:%d/" % self.server.port)
+        port = self.via.port if self.via else self.server.port
+        own = re.compile(r"^(http|ws)://127\.0\.0\.1:%d/" % port)
         strangers = [u for u in self.requests if not own.match(u) and not u.startswith("data:")]
         assert strangers == []
 
@@ -202,20 +222,43 @@ def test_goal_reached_celebrates(watched):
     w.page.screenshot(path=os.path.join(_artifacts(), "goal-1280x800.png"))
 
 
+def quiet(cdp, expression):
+    """Evaluate in the page through CDP without a user gesture (Playwright's own calls count as one)."""
+    reply = cdp.send("Runtime.evaluate", {
+        "expression": expression, "awaitPromise": True, "returnByValue": True, "userGesture": False,
+    })
+    assert "exceptionDetails" not in reply, reply
+    return reply["result"].get("value")
+
+
+def quietly_wait(cdp, condition, timeout=10000):
+    """Wait, without a gesture, until a condition on the page holds (checked on each DOM change)."""
+    return quiet(cdp, """new Promise(function (resolve, reject) {
+        const check = function () { const b = window.theButton; return b && (%s); };
+        if (check()) { resolve(true); return; }
+        const seen = new MutationObserver(function () { if (check()) { seen.disconnect(); resolve(true); } });
+        seen.observe(document.documentElement, {attributes: true, childList: true, subtree: true, characterData: true});
+        setTimeout(function () { seen.disconnect(); reject(new Error("timed out: %s")); }, %d);
+    })""" % (condition, condition.replace('"', "'"), timeout))
+
+
 def test_blocked_sound_shows_enable_button(playwright, server):
-    """Where the browser blocks sound until a gesture, a visible control says so and a click enables it."""
+    """Where the browser blocks sound until a gesture, a visible control says so, a horn is not played late, and a click enables it."""
     b = launch(playwright)
     try:
         page = b.new_page()
+        # Every Playwright query gives the page a user gesture, which would let sound start:
+        # until the click below the page is read through CDP without one.
+        cdp = page.context.new_cdp_session(page)
         page.goto(server.url + "/")
-        expect(page.locator("body")).to_have_attribute("data-state", "live")
-        enable = page.locator("#enable-sound")
-        expect(enable).to_be_visible()
+        quietly_wait(cdp, "document.body.dataset.state === 'live'")
+        assert quiet(cdp, "document.getElementById('enable-sound').hidden") is False
         server.request("POST", "/api/press")
-        expect(page.locator("#count")).to_have_text("19")
-        # Read through the DOM: page.evaluate would count as a user gesture and unblock sound.
-        expect(page.locator("body")).to_have_attribute("data-sound", "blocked")
-        assert page.locator("body").get_attribute("data-horns") is None
+        quietly_wait(cdp, "b.hornsMissed === 1")  # the horn asked for audio and gave up waiting
+        assert quiet(cdp, "document.getElementById('count').textContent") == "19"
+        assert quiet(cdp, "document.body.dataset.sound") == "blocked"
+        assert quiet(cdp, "document.body.dataset.horns === undefined") is True
+        enable = page.locator("#enable-sound")
         enable.click()
         expect(enable).to_be_hidden()
         expect(page.locator("body")).to_have_attribute("data-sound", "on")
@@ -235,7 +278,7 @@ def test_screenshots_fit_every_screen(browser, server, name, width, height):
     context = browser.new_context(viewport={"width": width, "height": height})
     w = Watched(context, server)
     w.open(sound=False)
-    for selector in ("#title", "#count", "#dial", "#mute", "#status"):
+    for selector in ("#title", "#count", "#dial", "#mute", "#status", "#history"):
         box = w.page.locator(selector).bounding_box()
         assert box is not None, selector
         assert box["x"] >= 0 and box["y"] >= 0, selector
@@ -243,6 +286,411 @@ def test_screenshots_fit_every_screen(browser, server, name, width, height):
     count, title = w.page.locator("#count").bounding_box(), w.page.locator("#title").bounding_box()
     assert title["y"] + title["height"] <= count["y"]
     w.page.screenshot(path=os.path.join(_artifacts(), "%s-%dx%d.png" % (name, width, height)))
+    w.check_clean()
+    context.close()
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 between the page and the server that a test can make misbehave.
+
+    ``mode`` decides what happens to each new connection: "forward"; "hang" (accepted, never
+    forwarded: a handshake that never answers); "close_early" (closed as soon as the server's
+    first bytes have passed: a connection that opens and dies at once); "refuse_page" (every
+    plain HTTP request answered 503, as while a server restarts; the WebSocket forwarded).
+    ``pause()`` makes every connection silent in both directions without closing either side,
+    as when the server's host loses power; ``resume()`` lets the held bytes flow again.
+    """
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.mode = "forward"
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.stopped = False
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.page_sockets = []  # the browser's ends of WebSocket connections
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def pause(self):
+        self.flowing.clear()
+
+    def resume(self):
+        self.flowing.set()
+
+    def inject(self, message):
+        """Send a server-style text frame to every page socket, as if the server had sent it."""
+        frame = text_frame(json.dumps(message).encode())
+        with self.lock:
+            targets = list(self.page_sockets)
+        assert targets, "no WebSocket through the proxy"
+        for sock in targets:
+            sock.sendall(frame)
+
+    def drop_all(self):
+        """Close every connection so far (the page sees a plain close)."""
+        with self.lock:
+            sockets, self.sockets, self.page_sockets = self.sockets, [], []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv
+            except OSError:
+                pass
+            sock.close()
+
+    def stop(self):
+        self.stopped = True
+        self.flowing.set()
+        self.listener.close()
+        self.drop_all()
+
+    def _track(self, sock):
+        with self.lock:
+            self.sockets.append(sock)
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # stopped
+            self._track(client)
+            threading.Thread(target=self._serve, args=(client, self.mode), daemon=True).start()
+
+    def _serve(self, client, mode):
+        if mode == "hang":
+            return  # held open, unanswered, until drop_all() or stop()
+        try:
+            first = client.recv(65536)
+            if not first:
+                return
+            websocket = first.startswith(b"GET /websocket")
+            if mode == "refuse_page" and not websocket:
+                client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                               b"Content-Length: 11\r\nConnection: close\r\n\r\nrestarting\n")
+                client.shutdown(socket.SHUT_RDWR)
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            return
+        self._track(upstream)
+        if websocket:
+            with self.lock:
+                self.page_sockets.append(client)
+        try:
+            upstream.sendall(first)
+        except OSError:
+            return
+        threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+        self._pump(upstream, client, mode == "close_early")
+
+    def _pump(self, src, dst, once):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.flowing.wait()
+                if self.stopped:
+                    break
+                dst.sendall(data)
+                if once:
+                    break
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def beat_server(db_path):
+    """A server with a one-second heartbeat: a page notices silence in 1.25 s."""
+    s = ServerProcess(db_path, "--button=none", "--goal=20", "--admin-token=" + TOKEN, "--ping-interval=1").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def proxy(beat_server):
+    p = Proxy(beat_server.port)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def proxied(browser, beat_server, proxy):
+    """A page that reaches the one-second-heartbeat server only through the proxy."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    w = Watched(context, beat_server, via=proxy)
+    # Chromium logs each WebSocket that the page gives up on or that fails to open.
+    w.expected_errors = r"^WebSocket connection to .* failed"
+    yield w
+    w.check_clean()
+    context.close()
+
+
+def test_template_carries_heartbeat_and_night_hours(browser, db_path):
+    """The page learns the heartbeat and the night hours from its own HTML, before any message."""
+    s = ServerProcess(db_path, "--button=none", "--ping-interval=7", "--night=19:00-07:00").start()
+    try:
+        context = browser.new_context(java_script_enabled=False)
+        page = context.new_page()
+        page.goto(s.url + "/")
+        assert float(page.locator("body").get_attribute("data-beat")) == 7
+        assert page.locator("body").get_attribute("data-night") == "19:00-07:00"
+        context.close()
+    finally:
+        s.stop()
+
+
+def test_silent_connection_shows_disconnected_then_recovers(proxied, proxy):
+    """A connection that goes silent without closing is noticed within 1.25 beats; back, the page reconnects by itself with fresh state."""
+    w = proxied.open()
+    w.wait_until("b.beats >= 1")
+    proxy.mode = "hang"  # new attempts hang too, so the page stays disconnected
+    proxy.pause()
+    started = time.monotonic()
+    expect(w.page.locator("body")).to_have_attribute("data-state", "offline", timeout=4000)
+    noticed = time.monotonic() - started
+    assert noticed < 2.5, "silence noticed after %.2f s with a 1 s beat" % noticed
+    assert w.hooks("silences") == 1
+    expect(w.page.locator("#face")).to_be_visible()
+    expect(w.page.locator("#status-text")).to_contain_text("Disconnected")
+    w.server.request("POST", "/api/press")  # the count changes while the page cannot see it
+    w.server.request("POST", "/api/press")
+    proxy.mode = "forward"
+    proxy.resume()
+    w.wait_live()
+    expect(w.page.locator("#count")).to_have_text("18", timeout=5000)
+    expect(w.page.locator("#face")).to_be_hidden()
+    assert w.hooks("horns") == 0  # a reconnect is not a press
+
+
+def test_hanging_connection_attempt_is_given_up_and_retried(proxied, proxy):
+    """A connection attempt that never opens is abandoned after its deadline (2 s at a 1 s beat) and tried again."""
+    w = proxied.open()
+    proxy.mode = "hang"
+    proxy.drop_all()
+    expect(w.page.locator("body")).to_have_attribute("data-state", "offline", timeout=4000)
+    started = time.monotonic()
+    w.wait_until("b.gaveUp >= 2", timeout=12000)
+    assert time.monotonic() - started < 10
+    assert w.hooks("attempts") >= 3  # the first load, then at least two hanging ones
+    assert w.page.locator("body").get_attribute("data-state") == "offline"
+    proxy.mode = "forward"
+    w.wait_live()
+
+
+def test_backoff_does_not_reset_on_a_connection_that_dies_at_once(proxied, proxy):
+    """Connections that open and die at once keep doubling the delay; only one that stays healthy resets it."""
+    w = proxied.open()
+    w.wait_until("b.healthy >= 1")
+    before = w.hooks("retries.length")
+    proxy.mode = "close_early"
+    proxy.drop_all()
+    w.wait_until("b.retries.length >= %d" % (before + 4), timeout=15000)
+    retries = w.hooks("retries")[before:before + 4]
+    assert retries == [500, 1000, 2000, 4000]
+    assert w.hooks("connects") >= 3  # those connections did open before they died
+    proxy.mode = "forward"
+    w.wait_until("b.healthy >= 2", timeout=15000)  # lived for its state and a few seconds
+    healthy = w.hooks("retries.length")
+    proxy.drop_all()
+    w.wait_until("b.retries.length > %d" % healthy)
+    assert w.hooks("retries")[healthy] == 500
+    w.wait_live()
+
+
+def test_new_version_reloads_only_once_the_page_answers(proxied, proxy, db_path, tmp_path):
+    """A newer server whose page does not answer yet leaves the old page running (no error page); it reloads once the page answers 200."""
+    w = proxied.open()
+    w.expected_errors = r"^WebSocket connection to .* failed|status of 503"
+    old_version = w.page.locator("body").get_attribute("data-version")
+    copy = tmp_path / "upgraded"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
+        ".git", "artifacts", "*.db*", ".venv*", "__pycache__", "node_modules"))
+    with open(copy / "static" / "style.css", "a") as f:
+        f.write("\n/* upgraded */\n")
+    upgraded = ServerProcess(db_path, "--button=none", "--admin-token=" + TOKEN, "--ping-interval=1")
+    upgraded.script = str(copy / "websocketserver.py")
+    upgraded.start()
+    try:
+        proxy.target_port = upgraded.port
+        proxy.mode = "refuse_page"
+        proxy.drop_all()  # the page reconnects to the upgraded server and hears its version
+        w.wait_until("b.versionChecks >= 2", timeout=15000)
+        body = w.page.locator("body")
+        assert body.get_attribute("data-version") == old_version
+        assert w.page.url == w.url + "/"
+        upgraded.request("POST", "/api/press")
+        expect(w.page.locator("#count")).to_have_text("19")  # the old page runs on meanwhile
+        proxy.mode = "forward"
+        expect(body).not_to_have_attribute("data-version", old_version, timeout=15000)
+        w.wait_live()
+        assert w.page.locator("#count").inner_text() == "19"
+    finally:
+        upgraded.stop()
+
+
+def test_not_live_message_shows_badge_and_keeps_the_count(proxied, proxy):
+    """A message saying the count cannot be kept current shows a clear badge; the count stays until a live message."""
+    w = proxied.open()
+    version = w.page.locator("body").get_attribute("data-version")
+    proxy.inject({"count": 20, "goal": 20, "presses": 0, "event": "state", "version": version,
+                  "title": "Countdown to 20", "beat": 1, "night": None, "live": False})
+    expect(w.page.locator("body")).to_have_attribute("data-live", "no")
+    expect(w.page.locator("#status-text")).to_have_text("Not live: the count may be behind")
+    expect(w.page.locator("#count")).to_have_text("20")
+    w.page.screenshot(path=os.path.join(_artifacts(), "not-live-1280x800.png"))
+    w.server.request("POST", "/api/press")
+    expect(w.page.locator("body")).to_have_attribute("data-live", "yes")
+    expect(w.page.locator("#status-text")).to_have_text("Live")
+
+
+def test_horn_resumes_audio_the_browser_suspended(watched):
+    """When the browser suspended the page's audio after it had played, the next press resumes it and sounds."""
+    w = watched.open()
+    w.page.evaluate("window.theButton.suspendAudio()")
+    expect(w.page.locator("body")).to_have_attribute("data-sound", "blocked")
+    w.server.request("POST", "/api/press")
+    w.wait_horns(1)
+    expect(w.page.locator("body")).to_have_attribute("data-sound", "on")
+
+
+@pytest.mark.parametrize("name, width, height", [("tv", 1920, 1080), ("phone", 390, 844)])
+def test_note_shows_big_as_text_with_the_horn(browser, server, name, width, height):
+    """A press's note shows big, literally (markup stays text), with the horn, and goes after a few seconds."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    w = Watched(context, server)
+    w.open()
+    note = "<b>x</b> & Acme Corp"
+    assert w.server.request("POST", "/api/press", {"note": note})[0] == 200
+    shown = w.page.locator("#note")
+    expect(shown).to_be_visible()
+    expect(shown).to_have_text(note)
+    assert shown.locator("b").count() == 0
+    w.wait_horns(1)
+    size = float(shown.evaluate("el => getComputedStyle(el).fontSize").rstrip("px"))
+    assert size >= 0.07 * min(width, height)  # readable across a room
+    box = shown.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    w.page.screenshot(path=os.path.join(_artifacts(), "note-%s-%dx%d.png" % (name, width, height)))
+    expect(shown).to_be_hidden(timeout=10000)
+    assert w.page.locator("#count").inner_text() == "19"
+    w.check_clean()
+    context.close()
+
+
+def test_title_updates_heading_and_document_title(watched):
+    """A title set through the API shows in the heading and the tab; an empty one brings the default back."""
+    w = watched.open(sound=False)
+    assert w.server.request("PUT", "/api/count", {"title": "Sales <i>Q3</i>"})[0] == 200
+    expect(w.page.locator("#title")).to_have_text("Sales <i>Q3</i>")
+    assert w.page.locator("#title i").count() == 0
+    expect(w.page).to_have_title("20 · Sales <i>Q3</i>")
+    w.server.request("PUT", "/api/count", {"title": ""})
+    expect(w.page.locator("#title")).to_have_text("Countdown to 20")
+    expect(w.page).to_have_title("20 · Countdown to 20")
+
+
+def test_ring_shows_no_dot_when_nothing_is_done(browser, server):
+    """At 0 % done the ring draws nothing (a round cap would be a dot), with or without script; one press shows it."""
+    plain = browser.new_context(java_script_enabled=False)
+    page = plain.new_page()
+    page.goto(server.url + "/")
+    assert page.locator("#progress").evaluate("el => getComputedStyle(el).visibility") == "hidden"
+    plain.close()
+    context = browser.new_context()
+    w = Watched(context, server)
+    w.open(sound=False)
+    progress = w.page.locator("#progress")
+    expect(progress).to_have_css("visibility", "hidden")
+    w.server.request("POST", "/api/press")
+    expect(progress).to_have_css("visibility", "visible")
+    w.server.request("POST", "/api/undo")
+    expect(progress).to_have_css("visibility", "hidden")
+    w.check_clean()
+    context.close()
+
+
+UTC = datetime.timezone.utc
+
+
+def night_page(browser, server, at):
+    """A page whose clock says ``at`` (UTC, the browser's zone here) while timers run as usual."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, timezone_id="UTC")
+    w = Watched(context, server)
+    w.page.clock.set_fixed_time(at)
+    w.open(sound=False)
+    return context, w
+
+
+def test_night_hours_dim_the_page_and_day_does_not(browser, db_path):
+    """During --night hours the page dims with the count still readable; outside them it is not dimmed."""
+    s = ServerProcess(db_path, "--button=none", "--ping-interval=1", "--night=19:00-07:00").start()
+    try:
+        context, w = night_page(browser, s, datetime.datetime(2024, 1, 15, 22, 30, tzinfo=UTC))
+        body = w.page.locator("body")
+        expect(body).to_have_attribute("data-dim", "on")
+        expect(body).to_have_css("filter", re.compile(r"brightness\(0\.\d+\)"))
+        expect(w.page.locator("#count")).to_be_visible()
+        w.page.screenshot(path=os.path.join(_artifacts(), "night-tv-1920x1080.png"))
+        w.page.clock.set_fixed_time(datetime.datetime(2024, 1, 16, 7, 0, tzinfo=UTC))
+        expect(body).to_have_attribute("data-dim", "off", timeout=3000)  # at the next heartbeat
+        expect(body).to_have_css("filter", "none")
+        w.page.clock.set_fixed_time(datetime.datetime(2024, 1, 16, 6, 59, tzinfo=UTC))
+        expect(body).to_have_attribute("data-dim", "on", timeout=3000)
+        w.page.clock.set_fixed_time(datetime.datetime(2024, 1, 16, 12, 0, tzinfo=UTC))
+        expect(body).to_have_attribute("data-dim", "off", timeout=3000)
+        # Hours within one day, and the edges of a range that crosses midnight.
+        cases = {("09:00-17:00", 8 * 60 + 59): False, ("09:00-17:00", 9 * 60): True,
+                 ("09:00-17:00", 17 * 60): False, ("19:00-07:00", 0): True,
+                 ("19:00-07:00", 18 * 60 + 59): False, ("", 0): False, ("07:00-07:00", 420): False}
+        for (hours, minutes), dim in cases.items():
+            assert w.page.evaluate("([h, m]) => window.theButton.isNight(h, m)", [hours, minutes]) is dim, hours
+        w.check_clean()
+        context.close()
+    finally:
+        s.stop()
+
+
+def test_no_night_option_never_dims(browser, beat_server):
+    """Without --night the page is never dimmed, even at night."""
+    context, w = night_page(browser, beat_server, datetime.datetime(2024, 1, 15, 23, 0, tzinfo=UTC))
+    w.wait_until("b.beats >= 1")
+    expect(w.page.locator("body")).to_have_attribute("data-dim", "off")
+    expect(w.page.locator("body")).to_have_css("filter", "none")
+    w.check_clean()
+    context.close()
+
+
+def test_layout_shifts_a_few_pixels_every_few_minutes(browser, beat_server):
+    """Every few minutes of the page's clock the whole layout moves by a few pixels (screen burn-in), never far."""
+    t0 = datetime.datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
+    context, w = night_page(browser, beat_server, t0)
+    body = w.page.locator("body")
+    first = body.get_attribute("data-shift")
+    box = w.page.locator("#count").bounding_box()
+    w.page.clock.set_fixed_time(t0 + datetime.timedelta(minutes=4))
+    expect(body).not_to_have_attribute("data-shift", first, timeout=3000)  # at the next heartbeat
+    second = body.get_attribute("data-shift")
+    moved = w.page.locator("#count").bounding_box()
+    dx, dy = (b - a for a, b in zip(map(int, first.split(",")), map(int, second.split(","))))
+    assert (moved["x"] - box["x"], moved["y"] - box["y"]) == pytest.approx((dx, dy), abs=0.5)
+    seen = set()
+    for minutes in range(0, 60, 4):
+        w.page.clock.set_fixed_time(t0 + datetime.timedelta(minutes=minutes))
+        seen.add(w.page.evaluate("window.theButton.tvCare(), document.body.dataset.shift"))
+    assert len(seen) >= 5
+    assert all(abs(int(v)) <= 8 for s in seen for v in s.split(","))
     w.check_clean()
     context.close()
 
