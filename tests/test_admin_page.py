@@ -230,9 +230,12 @@ def test_a_page_from_another_origin_cannot_write(tab, context):
         # them; the one with an Authorization header died at the CORS preflight.
         assert results["plain"] in (401, 0), results
         assert results["withToken"] == "blocked", results
+        assert results["put"] == "blocked", results
         assert results["formsLoaded"] == 2, results
     finally:
         evil.stop()
+    # The two forms and the plain fetch reached the server, which refused each: no token.
+    assert len(re.findall(r"\b401 POST /api/press\b", tab.server.output())) == 3
     state = tab.server.request("GET", "/api/count")[1]
     assert state["count"] == 20 and state["presses"] == 0
     status, history = tab.server.request("GET", "/api/history")

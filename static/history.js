@@ -1,0 +1,586 @@
+// The Button: the history page. The current round's pace against the goal, presses per day,
+// past rounds and the latest presses, drawn as SVG by the small functions below (no library).
+// Data comes from /api/rounds and /api/history on load and again after each feed message.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const $ = function (id) { return document.getElementById(id); };
+  const SVG = "http://www.w3.org/2000/svg";
+  const PAGE = 1000; // presses per /api/history request (the most it gives)
+  const MAX_PAGES = 10; // at most 10,000 presses read on load
+  const RECENT = 100; // presses read on each refresh, merged into what is known
+  const DAYS = 30;
+  const LATEST = 25;
+  const MINUTE = 60000;
+  const HOUR = 60 * MINUTE;
+  const DAY = 24 * HOUR;
+
+  const hooks = { state: "connecting", connects: 0, messages: 0, loads: 0, fullLoads: 0, draws: 0, retries: [] };
+  window.theHistory = hooks;
+
+  let rounds = []; // newest (the current round) first
+  let presses = []; // newest first: every press since `since`, or the latest MAX_PAGES pages
+  let complete = true; // false when presses stop short of the 30 days or the current round
+  let state = null; // the latest state from the feed
+
+  // ---- reading the API ---------------------------------------------------------------
+  function getJson(path) {
+    return window.fetch(path, { cache: "no-store", credentials: "omit" }).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (json) {
+        if (!res.ok) {
+          throw new Error((json && json.error) || "the server answered " + res.status);
+        }
+        return json;
+      });
+    });
+  }
+
+  function startOfDay(t) {
+    const d = new Date(t);
+    d.setHours(0, 0, 0, 0);
+    return d.getTime();
+  }
+
+  // How far back the charts need presses: 30 days, or the start of the current round.
+  function since() {
+    const days = startOfDay(Date.now()) - (DAYS - 1) * DAY;
+    const round = rounds[0];
+    return round ? Math.min(days, Date.parse(round.started)) : days;
+  }
+
+  async function fullLoad() {
+    rounds = (await getJson("/api/rounds")).rounds || [];
+    const from = since();
+    let all = [];
+    let before = null;
+    complete = false;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const got = (await getJson("/api/history?limit=" + PAGE + (before ? "&before=" + before : ""))).presses || [];
+      all = all.concat(got);
+      if (got.length < PAGE || Date.parse(got[got.length - 1].at) < from) {
+        complete = true;
+        break;
+      }
+      before = got[got.length - 1].id;
+    }
+    presses = all;
+    hooks.fullLoads += 1;
+  }
+
+  // After a change: the rounds again and the latest presses merged in (an undo changes a
+  // recent press), or everything again when more presses came than one read covers.
+  async function refresh() {
+    const got = await Promise.all([getJson("/api/rounds"), getJson("/api/history?limit=" + RECENT)]);
+    const recent = got[1].presses || [];
+    const oldest = recent.length ? recent[recent.length - 1].id : null;
+    const known = presses.length ? presses[0].id : null;
+    if (recent.length === RECENT && known !== null && oldest > known + 1) {
+      await fullLoad();
+      return;
+    }
+    rounds = got[0].rounds || [];
+    presses = oldest === null ? [] : recent.concat(presses.filter(function (p) { return p.id < oldest; }));
+    const from = since();
+    const keep = presses.filter(function (p) { return Date.parse(p.at) >= from; });
+    if (keep.length < presses.length) {
+      presses = keep; // older than any chart shows
+      complete = true;
+    }
+  }
+
+  let loading = false;
+  let again = false;
+  let loadedOnce = false;
+  function load() {
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    (loadedOnce ? refresh() : fullLoad()).then(function () {
+      loadedOnce = true;
+      hooks.loads += 1;
+      $("load-error").hidden = true;
+      draw();
+      body.dataset.loaded = "yes";
+    }, function (e) {
+      $("load-error").textContent = "Cannot load the history: " + e.message;
+      $("load-error").hidden = false;
+    }).then(function () {
+      loading = false;
+      if (again) {
+        again = false;
+        load();
+      }
+    });
+  }
+
+  // ---- small SVG helpers ---------------------------------------------------------------
+  function el(name, attrs, parent, text) {
+    const node = document.createElementNS(SVG, name);
+    Object.keys(attrs || {}).forEach(function (key) {
+      node.setAttribute(key, String(attrs[key]));
+    });
+    if (text !== undefined) {
+      node.textContent = text; // data is text, never markup
+    }
+    if (parent) {
+      parent.appendChild(node);
+    }
+    return node;
+  }
+
+  function canvas(box, label) {
+    box.textContent = "";
+    const w = Math.max(200, box.clientWidth);
+    const h = Math.max(140, box.clientHeight);
+    const svg = el("svg", { viewBox: "0 0 " + w + " " + h, width: w, height: h, role: "img", "aria-label": label }, box);
+    return { svg: svg, w: w, h: h };
+  }
+
+  function fontSize() {
+    return 0.85 * parseFloat(window.getComputedStyle(document.documentElement).fontSize || "16");
+  }
+
+  // A round number near `rough`: 1, 2 or 5 times a power of ten.
+  function niceStep(rough) {
+    if (!(rough > 0)) {
+      return 1;
+    }
+    const power = Math.pow(10, Math.floor(Math.log10(rough)));
+    const unit = rough / power;
+    return power * (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10);
+  }
+
+  function span(ms) {
+    ms = Math.max(0, ms);
+    if (ms < MINUTE) {
+      return Math.round(ms / 1000) + " s";
+    }
+    if (ms < HOUR) {
+      return Math.round(ms / MINUTE) + " min";
+    }
+    if (ms < DAY) {
+      const h = Math.floor(ms / HOUR);
+      const m = Math.round((ms - h * HOUR) / MINUTE);
+      return h + " h" + (m ? " " + m + " min" : "");
+    }
+    const d = Math.floor(ms / DAY);
+    const h = Math.round((ms - d * DAY) / HOUR);
+    return d + " d" + (h ? " " + h + " h" : "");
+  }
+
+  function dayLabel(t) {
+    return new Date(t).toLocaleDateString([], { weekday: "short", month: "short", day: "numeric" });
+  }
+
+  function clock(t) {
+    return new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function median(values) {
+    const sorted = values.slice().sort(function (a, b) { return a - b; });
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  }
+
+  // ---- the current round's pace -----------------------------------------------------------
+  function drawPace() {
+    const box = $("pace-chart");
+    const summary = $("pace-summary");
+    const round = rounds[0];
+    if (!round) {
+      box.textContent = "";
+      summary.textContent = "No rounds yet.";
+      $("pace-legend-line").hidden = true;
+      return;
+    }
+    const goal = round.goal;
+    const start = Date.parse(round.started);
+    const now = round.ended ? Date.parse(round.ended) : Math.max(Date.now(), start + 1000);
+    const clamp = function (v) { return Math.max(0, Math.min(goal, v)); };
+    const steps = presses.filter(function (p) {
+      const t = Date.parse(p.at);
+      return !p.undone && t >= start && t <= now;
+    }).reverse();
+    // Done = goal - count, as the countdown shows it; a wrap (0 -> goal) starts from nothing.
+    const first = steps[0];
+    const done0 = first ? (first.count_before === 0 ? 0 : clamp(goal - first.count_before)) : null;
+    let doneNow = steps.length ? clamp(goal - steps[steps.length - 1].count_after) : null;
+    if (!round.ended && state && state.goal === goal) {
+      doneNow = clamp(goal - state.count);
+    }
+    const startDone = done0 !== null ? done0 : (doneNow !== null ? doneNow : 0);
+    if (doneNow === null) {
+      doneNow = startDone;
+    }
+
+    // On pace: the median time per press of past rounds that reached their goal; without
+    // any, the rate of this round so far.
+    const reached = rounds.slice(1).filter(function (r) { return r.reached && r.ended && r.goal > 0; }).slice(0, 10);
+    let paceEnd = null;
+    let paceText = "";
+    if (reached.length) {
+      const perPress = median(reached.map(function (r) { return (Date.parse(r.ended) - Date.parse(r.started)) / r.goal; }));
+      paceEnd = start + perPress * (goal - startDone);
+      paceText = "usual pace (median of " + reached.length + " round" + (reached.length === 1 ? "" : "s") + " that reached the goal)";
+    } else if (doneNow > startDone && now > start) {
+      paceEnd = start + (goal - startDone) * (now - start) / (doneNow - startDone);
+      paceText = "at this round's rate so far";
+    }
+
+    const words = [];
+    const strong = document.createElement("strong");
+    strong.textContent = String(doneNow);
+    summary.textContent = "";
+    summary.appendChild(strong);
+    words.push(" of " + goal + " done");
+    words.push(round.ended ? " in " + span(now - start) + (round.reached ? ": goal reached" : "")
+      : ", " + span(now - start) + " since the round began (" + dayLabel(start) + " " + clock(start) + ")");
+    if (paceEnd !== null && !round.ended && doneNow < goal) {
+      const expected = startDone + (goal - startDone) * Math.min(1, (now - start) / Math.max(1, paceEnd - start));
+      const ahead = Math.round(doneNow - expected);
+      if (reached.length) {
+        words.push(ahead > 0 ? " · " + ahead + " ahead of the usual pace" : ahead < 0 ? " · " + (-ahead) + " behind the usual pace" : " · right on the usual pace");
+      }
+      words.push(" · on pace, the goal comes " + (paceEnd - Date.now() < DAY ? clock(paceEnd) : dayLabel(paceEnd)));
+    } else if (doneNow >= goal && !round.ended) {
+      words.push(": goal reached!");
+    }
+    summary.appendChild(document.createTextNode(words.join("")));
+    $("pace-legend-line").hidden = paceEnd === null;
+    $("pace-legend-text").textContent = paceText || "on pace";
+
+    const c = canvas(box, "Presses in this round over time against the pace to the goal");
+    const fs = fontSize();
+    const m = { left: fs * 2.8, right: fs * 2.2, top: fs * 1.4, bottom: fs * 2.4 };
+    const elapsed = now - start;
+    let t1 = now;
+    if (paceEnd !== null) {
+      t1 = Math.max(now, Math.min(paceEnd, start + 10 * elapsed));
+    }
+    const x = function (t) { return m.left + (c.w - m.left - m.right) * (t - start) / Math.max(1, t1 - start); };
+    const y = function (v) { return c.h - m.bottom - (c.h - m.top - m.bottom) * v / goal; };
+
+    // Grid and axes.
+    const yStep = Math.max(1, niceStep(goal / Math.max(2, Math.floor((c.h - m.top - m.bottom) / (fs * 2.2)))));
+    for (let v = 0; v <= goal; v += yStep) {
+      el("line", { class: v === 0 ? "axis" : "grid", x1: m.left, x2: c.w - m.right, y1: y(v), y2: y(v) }, c.svg);
+      if (goal - v >= yStep * 0.4 || v === goal) {
+        el("text", { x: m.left - fs * 0.5, y: y(v) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, String(v));
+      }
+    }
+    if (goal % yStep !== 0) {
+      el("text", { x: m.left - fs * 0.5, y: y(goal) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, String(goal));
+    }
+    el("line", { class: "goal-line", x1: m.left, x2: c.w - m.right, y1: y(goal), y2: y(goal) }, c.svg);
+    timeAxis(c, start, t1, x, c.h - m.bottom, fs, m);
+
+    // The pace line, cut at the chart's right edge.
+    if (paceEnd !== null) {
+      const tEnd = Math.min(paceEnd, t1);
+      const vEnd = startDone + (goal - startDone) * (tEnd - start) / Math.max(1, paceEnd - start);
+      el("path", { class: "pace-line", d: "M" + x(start) + "," + y(startDone) + " L" + x(tEnd) + "," + y(vEnd) }, c.svg);
+    }
+
+    // Presses so far: a step line, one step per press.
+    let d = "M" + x(start).toFixed(1) + "," + y(startDone).toFixed(1);
+    steps.forEach(function (p) {
+      d += " H" + x(Date.parse(p.at)).toFixed(1) + " V" + y(clamp(goal - p.count_after)).toFixed(1);
+    });
+    d += " H" + x(now).toFixed(1) + " V" + y(doneNow).toFixed(1);
+    el("path", { class: "done-area", d: d + " V" + y(0) + " H" + x(start) + " Z" }, c.svg);
+    const line = el("path", { class: "done-line", d: d, "data-steps": steps.length }, c.svg);
+    line.id = "pace-steps";
+    el("circle", { class: "now", cx: x(now), cy: y(doneNow), r: fs * 0.4 }, c.svg);
+    const right = x(now) > c.w - m.right - fs * 3;
+    el("text", { class: "label-strong", x: x(now) + (right ? -fs * 0.7 : fs * 0.7), y: y(doneNow) - fs * 0.5,
+      "text-anchor": right ? "end" : "start", "font-size": fs * 1.1 }, c.svg, String(doneNow));
+  }
+
+  // Time ticks at round local times (every 5 min, hour, day, ...), as many as fit.
+  function timeAxis(c, t0, t1, x, yAxis, fs, m) {
+    const steps = [MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR,
+      DAY, 2 * DAY, 3 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY, 365 * DAY];
+    const fit = Math.max(3, Math.floor((c.w - m.left - m.right) / (fs * 6)));
+    const step = steps.find(function (s) { return (t1 - t0) / s <= fit; }) || steps[steps.length - 1];
+    const offset = new Date(t0).getTimezoneOffset() * MINUTE; // local midnight, not UTC's
+    let t = Math.ceil((t0 - offset) / step) * step + offset;
+    const long = t1 - t0 > 36 * HOUR;
+    for (; t <= t1; t += step) {
+      const tx = x(t);
+      el("line", { class: "grid", x1: tx, x2: tx, y1: m.top, y2: yAxis }, c.svg);
+      // Over days: midnights are dates, the ticks between them times of day.
+      const midnight = new Date(t).getHours() === 0 && new Date(t).getMinutes() === 0;
+      const text = long && (step >= DAY || midnight)
+        ? new Date(t).toLocaleDateString([], { month: "short", day: "numeric" }) : clock(t);
+      el("text", { x: tx, y: yAxis + fs * 1.5, "text-anchor": "middle", "font-size": fs }, c.svg, text);
+    }
+  }
+
+  // ---- presses per day ----------------------------------------------------------------------
+  function drawDays() {
+    const today = startOfDay(Date.now());
+    const days = [];
+    for (let i = DAYS - 1; i >= 0; i--) {
+      const d = new Date(today);
+      d.setDate(d.getDate() - i); // calendar days: right across a daylight-saving change
+      days.push({ start: d.getTime(), count: 0 });
+    }
+    const index = {};
+    days.forEach(function (d, i) { index[d.start] = i; });
+    let total = 0;
+    presses.forEach(function (p) {
+      if (p.undone) {
+        return;
+      }
+      const i = index[startOfDay(Date.parse(p.at))];
+      if (i !== undefined) {
+        days[i].count += 1;
+        total += 1;
+      }
+    });
+    const busiest = days.reduce(function (a, b) { return b.count > a.count ? b : a; }, days[0]);
+    $("days-summary").textContent = total
+      ? total + " press" + (total === 1 ? "" : "es") + " in 30 days · busiest: " + dayLabel(busiest.start) + " (" + busiest.count + ")" +
+        (complete ? "" : " · from the latest " + presses.length.toLocaleString() + " presses")
+      : "No presses in the last 30 days.";
+
+    const c = canvas($("days-chart"), "Presses per day over the last 30 days");
+    const fs = fontSize();
+    const m = { left: fs * 2.4, right: fs * 0.5, top: fs * 1.6, bottom: fs * 2.2 };
+    const top = Math.max(4, busiest.count);
+    const yStep = niceStep(top / Math.max(2, Math.floor((c.h - m.top - m.bottom) / (fs * 2.2))));
+    const yMax = Math.ceil(top / yStep) * yStep;
+    const y = function (v) { return c.h - m.bottom - (c.h - m.top - m.bottom) * v / yMax; };
+    for (let v = 0; v <= yMax; v += yStep) {
+      el("line", { class: v === 0 ? "axis" : "grid", x1: m.left, x2: c.w - m.right, y1: y(v), y2: y(v) }, c.svg);
+      el("text", { x: m.left - fs * 0.5, y: y(v) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, String(v));
+    }
+    const slot = (c.w - m.left - m.right) / DAYS;
+    const every = Math.max(1, Math.ceil(fs * 3.2 / slot));
+    days.forEach(function (d, i) {
+      const bx = m.left + i * slot + slot * 0.15;
+      const isToday = i === DAYS - 1;
+      const h = y(0) - y(d.count);
+      const bar = el("rect", { class: "bar" + (isToday ? " today" : ""), x: bx, y: y(d.count), width: slot * 0.7,
+        height: Math.max(0, h), rx: Math.min(3, slot * 0.15), "data-day": new Date(d.start).toDateString(), "data-count": d.count }, c.svg);
+      el("title", {}, bar, dayLabel(d.start) + ": " + d.count + " press" + (d.count === 1 ? "" : "es"));
+      if (d.count > 0 && slot >= fs * 1.2) {
+        el("text", { class: "value", x: bx + slot * 0.35, y: y(d.count) - fs * 0.35, "text-anchor": "middle",
+          "font-size": fs * 0.85 }, c.svg, String(d.count));
+      }
+      if ((DAYS - 1 - i) % every === 0) {
+        const date = new Date(d.start);
+        const text = isToday ? "today" : date.getDate() === 1 || i < every
+          ? date.toLocaleDateString([], { month: "short", day: "numeric" }) : String(date.getDate());
+        el("text", { class: isToday ? "label-strong" : "", x: bx + slot * 0.35, y: y(0) + fs * 1.5, "text-anchor": "middle",
+          "font-size": fs }, c.svg, text);
+      }
+    });
+  }
+
+  // ---- past rounds -------------------------------------------------------------------------
+  function drawRounds() {
+    const box = $("rounds-chart");
+    const past = rounds.filter(function (r) { return r.ended; });
+    const reached = past.filter(function (r) { return r.reached; });
+    if (!past.length) {
+      box.textContent = "";
+      $("rounds-summary").textContent = "No finished rounds yet: a round ends when the count reaches 0 or is set by hand.";
+      return;
+    }
+    const took = function (r) { return Date.parse(r.ended) - Date.parse(r.started); };
+    $("rounds-summary").textContent = past.length + " finished round" + (past.length === 1 ? "" : "s") + " · " +
+      reached.length + " reached the goal" +
+      (reached.length ? " · median time to the goal: " + span(median(reached.map(took))) : "");
+
+    const c = canvas(box, "How long each past round took");
+    const fs = fontSize();
+    const rowH = Math.max(fs * 1.9, Math.min(fs * 3, c.h / Math.min(past.length, 6)));
+    const rows = past.slice(0, Math.max(1, Math.floor(c.h / rowH)));
+    const labelW = fs * 5.2;
+    const textW = fs * 8.5;
+    const barMax = Math.max(fs * 2, c.w - labelW - textW);
+    const longest = Math.max.apply(null, rows.map(took).concat([1]));
+    rows.forEach(function (r, i) {
+      const cy = i * rowH + rowH / 2;
+      const w = Math.max(3, barMax * took(r) / longest);
+      el("text", { x: labelW - fs * 0.6, y: cy + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg,
+        new Date(Date.parse(r.started)).toLocaleDateString([], { month: "short", day: "numeric" }));
+      const bar = el("rect", { class: "bar " + (r.reached ? "reached" : "missed"), x: labelW, y: cy - rowH * 0.3, width: w,
+        height: rowH * 0.6, rx: 3, "data-took": took(r), "data-reached": r.reached ? "yes" : "no" }, c.svg);
+      el("title", {}, bar, dayLabel(Date.parse(r.started)) + " " + clock(Date.parse(r.started)) + " → " +
+        dayLabel(Date.parse(r.ended)) + " " + clock(Date.parse(r.ended)));
+      el("text", { class: r.reached ? "value" : "", x: labelW + w + fs * 0.5, y: cy + fs * 0.35, "font-size": fs }, c.svg,
+        span(took(r)) + " · " + r.presses + "/" + r.goal);
+    });
+  }
+
+  // ---- the latest presses -----------------------------------------------------------------------
+  function drawLatest() {
+    const rows = $("latest-rows");
+    rows.textContent = "";
+    const shown = presses.slice(0, LATEST);
+    shown.forEach(function (p) {
+      const tr = document.createElement("tr");
+      tr.className = p.undone ? "undone" : "";
+      tr.dataset.id = String(p.id);
+      const t = Date.parse(p.at);
+      cell(tr, "when", isNaN(t) ? p.at : (startOfDay(t) === startOfDay(Date.now()) ? "" : dayLabel(t) + " ") + clock(t)).title = p.at;
+      cell(tr, "source", p.source || "");
+      cell(tr, "change", p.count_before + " → " + p.count_after);
+      const note = cell(tr, "note", p.note || ""); // untrusted text: textContent only
+      if (p.undone) {
+        const tag = document.createElement("span");
+        tag.className = "tag undone";
+        tag.textContent = "undone";
+        note.insertBefore(tag, note.firstChild);
+      }
+      rows.appendChild(tr);
+    });
+    $("latest-empty").hidden = shown.length > 0;
+  }
+
+  function cell(tr, cls, text) {
+    const td = document.createElement("td");
+    td.className = cls;
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function draw() {
+    drawPace();
+    drawDays();
+    drawRounds();
+    drawLatest();
+    hooks.draws += 1;
+  }
+
+  let resizeFrame = 0;
+  window.addEventListener("resize", function () {
+    window.cancelAnimationFrame(resizeFrame);
+    resizeFrame = window.requestAnimationFrame(function () {
+      if (loadedOnce) {
+        draw();
+      }
+    });
+  });
+
+  // ---- the live feed --------------------------------------------------------------------------
+  // As on the countdown page: URL from location, a heartbeat watchdog, and a doubling delay
+  // with jitter that starts over once a connection has carried a state.
+  let socket = null;
+  let attempts = 0;
+  let beat = 20;
+  let retryTimer = null;
+  let silenceTimer = null;
+  let openTimer = null;
+  let live = true;
+
+  function status(s, text) {
+    hooks.state = s;
+    body.dataset.state = s;
+    body.dataset.live = live ? "yes" : "no";
+    $("status-text").textContent = text;
+  }
+
+  function connect() {
+    window.clearTimeout(retryTimer);
+    if (socket) {
+      return;
+    }
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    let ws;
+    try {
+      ws = new WebSocket(scheme + "//" + window.location.host + "/websocket");
+    } catch (e) {
+      retry();
+      return;
+    }
+    socket = ws;
+    openTimer = window.setTimeout(function () { drop(ws); }, 10000);
+    ws.onopen = function () {
+      window.clearTimeout(openTimer);
+      hooks.connects += 1;
+      status("live", "Live");
+      heard(ws);
+    };
+    ws.onmessage = function (event) {
+      heard(ws);
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      if (!msg || typeof msg !== "object" || msg.event === "beat" || typeof msg.count !== "number") {
+        return;
+      }
+      attempts = 0;
+      hooks.messages += 1;
+      if (typeof msg.beat === "number" && msg.beat >= 0) {
+        beat = msg.beat;
+      }
+      live = msg.live !== false;
+      status("live", live ? "Live" : "Not live: the history may be behind");
+      state = msg;
+      if (typeof msg.title === "string" && msg.title) {
+        $("heading").textContent = msg.title;
+        document.title = "History · " + msg.title;
+      }
+      load();
+    };
+    ws.onclose = function () { drop(ws); };
+  }
+
+  function heard(ws) {
+    window.clearTimeout(silenceTimer);
+    if (beat > 0) {
+      silenceTimer = window.setTimeout(function () { drop(ws); }, 1250 * beat);
+    }
+  }
+
+  function drop(ws) {
+    if (socket !== ws) {
+      return;
+    }
+    socket = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    window.clearTimeout(openTimer);
+    window.clearTimeout(silenceTimer);
+    try {
+      ws.close();
+    } catch (e) {
+      // already closed
+    }
+    retry();
+  }
+
+  function retry() {
+    const base = Math.min(30000, 500 * Math.pow(2, attempts));
+    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
+    attempts += 1;
+    hooks.retries.push(base);
+    status("offline", "Disconnected: retrying in " + Math.ceil(delay / 1000) + " s");
+    retryTimer = window.setTimeout(connect, delay);
+  }
+
+  window.addEventListener("online", function () {
+    if (!socket) {
+      attempts = 0;
+      connect();
+    }
+  });
+
+  load();
+  connect();
+  // The pace chart's "now" moves on with the clock, even when nobody presses.
+  window.setInterval(function () {
+    if (loadedOnce) {
+      drawPace();
+    }
+  }, MINUTE);
+})();
