@@ -285,6 +285,13 @@ def test_screenshots_fit_every_screen(browser, server, name, width, height):
         assert box["x"] + box["width"] <= width + 1 and box["y"] + box["height"] <= height + 1, selector
     count, title = w.page.locator("#count").bounding_box(), w.page.locator("#title").bounding_box()
     assert title["y"] + title["height"] <= count["y"]
+    boxes = {s: w.page.locator(s).bounding_box() for s in ("#history", "#status", "#enable-sound", "#mute", "#title")}
+    for one in boxes:
+        for other in boxes:
+            a, b = boxes[one], boxes[other]
+            apart = (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                     or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+            assert one == other or apart, (one, other)
     w.page.screenshot(path=os.path.join(_artifacts(), "%s-%dx%d.png" % (name, width, height)))
     w.check_clean()
     context.close()
