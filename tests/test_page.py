@@ -611,6 +611,15 @@ def test_title_updates_heading_and_document_title(watched):
     expect(w.page).to_have_title("20 · Countdown to 20")
 
 
+def test_history_link_leads_to_the_history_page(watched):
+    """The discreet History link opens /history on the same server."""
+    w = watched.open(sound=False)
+    with w.page.expect_navigation() as navigation:
+        w.page.locator("#history").click()
+    assert navigation.value.status == 200
+    assert w.page.url == w.server.url + "/history"
+
+
 def test_ring_shows_no_dot_when_nothing_is_done(browser, server):
     """At 0 % done the ring draws nothing (a round cap would be a dot), with or without script; one press shows it."""
     plain = browser.new_context(java_script_enabled=False)
