@@ -1,0 +1,715 @@
+"""The Redis store of The Button: one count, goal, title, press log and rounds shared by several servers.
+
+Same interface as ``Repository`` (see store.py). Threads: the store runs its own asyncio
+event loop in its own thread ("redis-store"), with redis-py's asyncio client; the public
+methods are synchronous and thread-safe (the button thread and Tornado's executor
+threads call them and wait on the store's loop), so the IOLoop never waits on Redis.
+
+Every write (a press with its wrap, an undo, a set, a new round) is one Lua script:
+read, change, append to the press log, keep the rounds, bump a version and PUBLISH the
+change, all in one atomic step. Listeners hear every change, this server's and the
+others', from the subscription alone (store.py's one path), in version order; a gap in
+versions, another epoch (the key was emptied) or a reconnect makes the store re-read the
+state and tell listeners as a "set" change from elsewhere (``local=False``).
+
+Keys, under the --store-key prefix P: ``P:state`` (a hash: count, goal, presses, title,
+version, epoch, the undo floor, the latest press and round ids), ``P:presses`` (a hash
+press id -> JSON; ids count up from 1 with no gaps, so history pages by id),
+``P:rounds`` (a hash round id -> JSON; undoing a wrap removes the newest one),
+``P:applied:<uuid>`` (a press from the outbox already stored), and the channel
+``P:changes``.
+
+Physical presses (source "gpio" or "keyboard") are first committed to a local SQLite
+outbox, then stored in Redis by their uuid, in order, exactly once (the script skips an
+id it has already applied), whenever Redis can be reached: at once, or after an outage,
+or after a restart of this server.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+import urllib.parse
+import uuid
+from typing import Any, Callable, Dict, List, Optional
+
+from store import (
+    Change,
+    NothingToUndo,
+    State,
+    StoreError,
+    StoreUnavailable,
+    check_count,
+    check_goal,
+    check_note,
+    check_page,
+    check_title,
+    now_iso,
+)
+
+log = logging.getLogger("button.redis")
+
+PHYSICAL = ("gpio", "keyboard")  # press sources kept in the outbox while Redis is away
+MAX_ROUNDS = 1000  # rounds() gives the latest this many, like the SQLite store
+APPLIED_DAYS = 30  # how long Redis remembers the uuid of a press from an outbox
+CONNECT_WAIT = 3.0  # seconds the constructor waits for a first connection before going on without
+BACKOFF = (0.1, 5.0)  # seconds between reconnect attempts: first, most
+
+# Shared by every script. KEYS[1] = P:state, KEYS[2] = P:presses, KEYS[3] = P:rounds.
+# ARGV[1] = the goal of an empty key, ARGV[2] = now (ISO, UTC), ARGV[3] = a fresh epoch,
+# ARGV[4] = the channel, ARGV[5] = the operation id "<server id>:<n>".
+LUA_PRELUDE = r"""
+local state_key, presses_key, rounds_key = KEYS[1], KEYS[2], KEYS[3]
+local at, channel, op = ARGV[2], ARGV[4], ARGV[5]
+local function get(field) return tonumber(redis.call('HGET', state_key, field)) end
+local function round_put(id, r) redis.call('HSET', rounds_key, id, cjson.encode(r)) end
+local function round_get(id)
+  local r = redis.call('HGET', rounds_key, id)
+  if r then return cjson.decode(r) end
+  return nil
+end
+local function start_round(goal)
+  local id = redis.call('HINCRBY', state_key, 'last_round', 1)
+  round_put(id, {started = at, goal = goal, presses = 0, reached = false})
+  return id
+end
+if redis.call('EXISTS', state_key) == 0 then
+  local goal = tonumber(ARGV[1])
+  redis.call('HSET', state_key, 'count', goal, 'goal', goal, 'presses', 0, 'version', 0,
+             'epoch', ARGV[3], 'floor', 0, 'last_press', 0, 'last_round', 0)
+  start_round(goal)
+end
+local function current()
+  local s = redis.call('HMGET', state_key, 'count', 'goal', 'presses', 'title', 'version', 'epoch')
+  local state = {count = tonumber(s[1]), goal = tonumber(s[2]), presses = tonumber(s[3])}
+  if s[4] then state.title = s[4] end
+  return {state = state, version = tonumber(s[5]), epoch = s[6]}
+end
+-- A set of count or goal, or a new round: the open round ends not reached, the next starts.
+local function next_round(count, goal)
+  local last = get('last_round')
+  local r = round_get(last)
+  if r and r.ended == nil then
+    r.ended = at
+    r.reached = false
+    round_put(last, r)
+  end
+  start_round(goal)
+  redis.call('HSET', state_key, 'count', count, 'goal', goal)
+end
+local function finish(event, extra)
+  redis.call('HINCRBY', state_key, 'version', 1)
+  local msg = current()
+  msg.event, msg.at, msg.op = event, at, op
+  for k, v in pairs(extra or {}) do msg[k] = v end
+  local text = cjson.encode(msg)
+  redis.call('PUBLISH', channel, text)
+  return text
+end
+"""
+
+# The state as it is (an empty key starts at the goal); writes nothing else.
+LUA_READ = LUA_PRELUDE + r"""
+return cjson.encode(current())
+"""
+
+# KEYS[4] = P:applied:<uuid> (unused without one). ARGV[6] = source, ARGV[7] = note or "",
+# ARGV[8] = the press's uuid or "".
+LUA_PRESS = LUA_PRELUDE + r"""
+local source, note, uid = ARGV[6], ARGV[7], ARGV[8]
+if uid ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
+  local msg = current()
+  msg.duplicate = true
+  return cjson.encode(msg)
+end
+local count, goal = get('count'), get('goal')
+local after, round_id
+if count <= 0 then
+  -- The wrap: this press starts the next round and counts in none.
+  after = goal
+  round_id = start_round(goal)
+else
+  after = count - 1
+  round_id = get('last_round')
+  local r = round_get(round_id)
+  if r == nil or r.ended ~= nil then
+    round_id = start_round(goal)
+    r = round_get(round_id)
+  end
+  r.presses = r.presses + 1
+  if after == 0 then
+    r.ended = at
+    r.reached = true
+  end
+  round_put(round_id, r)
+end
+redis.call('HSET', state_key, 'count', after)
+redis.call('HINCRBY', state_key, 'presses', 1)
+local id = redis.call('HINCRBY', state_key, 'last_press', 1)
+local p = {at = at, source = source, before = count, after = after, round = round_id, undone = false}
+if note ~= '' then p.note = note end
+redis.call('HSET', presses_key, id, cjson.encode(p))
+if uid ~= '' then redis.call('SET', KEYS[4], id, 'EX', tonumber(ARGV[9])) end
+local extra = {source = source}
+if note ~= '' then extra.note = note end
+return finish('press', extra)
+"""
+
+LUA_UNDO = LUA_PRELUDE + r"""
+local floor, id = get('floor'), get('last_press')
+local p
+while id > floor do
+  p = cjson.decode(redis.call('HGET', presses_key, id))
+  if not p.undone then break end
+  id = id - 1
+end
+if id <= floor then return cjson.encode({nothing = true}) end
+local r = round_get(p.round)
+if p.before == 0 then
+  -- The wrap started this round, the newest: it goes, and the one before is the newest again.
+  redis.call('HDEL', rounds_key, p.round)
+  redis.call('HINCRBY', state_key, 'last_round', -1)
+elseif r then
+  r.presses = r.presses - 1
+  if p.after == 0 then
+    r.ended = nil
+    r.reached = false
+  end
+  round_put(p.round, r)
+end
+p.undone = true
+p.undone_at = at
+redis.call('HSET', presses_key, id, cjson.encode(p))
+redis.call('HSET', state_key, 'count', math.min(p.before, get('goal')))
+redis.call('HINCRBY', state_key, 'presses', -1)
+return finish('undo')
+"""
+
+# ARGV[6] = count or "", ARGV[7] = goal or "", ARGV[8] = "keep", "clear" or "set", ARGV[9] = title.
+LUA_SET = LUA_PRELUDE + r"""
+local old_count, old_goal = get('count'), get('goal')
+local goal = old_goal
+if ARGV[7] ~= '' then goal = tonumber(ARGV[7]) end
+local count = math.min(old_count, goal)
+if ARGV[6] ~= '' then
+  count = tonumber(ARGV[6])
+  if count > goal then return cjson.encode({too_big = true, goal = goal}) end
+end
+if count ~= old_count or goal ~= old_goal then next_round(count, goal) end
+redis.call('HSET', state_key, 'floor', get('last_press'))
+if ARGV[8] == 'clear' then redis.call('HDEL', state_key, 'title') end
+if ARGV[8] == 'set' then redis.call('HSET', state_key, 'title', ARGV[9]) end
+return finish('set')
+"""
+
+# ARGV[6] = since (ISO, UTC, milliseconds) or "": compared as text, as every stored time is.
+LUA_ROUND = LUA_PRELUDE + r"""
+if ARGV[6] ~= '' then
+  local r = round_get(get('last_round'))
+  if r and r.started >= ARGV[6] then return cjson.encode({nothing = true}) end
+end
+local goal = get('goal')
+next_round(goal, goal)
+redis.call('HSET', state_key, 'floor', get('last_press'))
+return finish('round')
+"""
+
+# ARGV[6] = below this press id ("" = all), ARGV[7] = at most this many. Newest first: id, JSON, id, ...
+LUA_HISTORY = LUA_PRELUDE + r"""
+local top = get('last_press')
+if ARGV[6] ~= '' then top = math.min(top, tonumber(ARGV[6]) - 1) end
+local out = {}
+local id = top
+while id >= 1 and id > top - tonumber(ARGV[7]) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', presses_key, id)
+  id = id - 1
+end
+return out
+"""
+
+# ARGV[6] = at most this many. Newest first.
+LUA_ROUNDS = LUA_PRELUDE + r"""
+local out = {}
+local id = get('last_round')
+while id >= 1 and #out < tonumber(ARGV[6]) do
+  local r = redis.call('HGET', rounds_key, id)
+  if r then out[#out + 1] = r end
+  id = id - 1
+end
+return out
+"""
+
+
+def _redact(url: str) -> str:
+    """host:port/db of a redis:// URL, without the password, for logs and /healthz."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
+
+
+def _utc_ms(text: str) -> str:
+    """An ISO-8601 time with its offset as UTC text to the millisecond, like every stored time."""
+    from Repository import _parse_time  # the one reader of such times, shared with the SQLite store
+
+    parsed = _parse_time(text, "since").astimezone(datetime.timezone.utc)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000).isoformat(timespec="milliseconds")
+
+
+class Outbox:
+    """Physical presses waiting for Redis, in a local SQLite file, plus the last state heard.
+
+    Safe from several threads. Each press is committed (synchronous=FULL) before
+    ``add`` returns, so a power cut or a restart of the server keeps it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                             "uid TEXT NOT NULL UNIQUE, at TEXT NOT NULL, source TEXT NOT NULL, note TEXT)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS known (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                             "state TEXT NOT NULL)")
+            self.pending = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        except sqlite3.Error as e:
+            raise StoreError(f"{path}: cannot open the outbox of button presses: {e}") from e
+
+    def add(self, at: str, source: str, note: Optional[str]) -> str:
+        uid = uuid.uuid4().hex
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO outbox (uid, at, source, note) VALUES (?, ?, ?, ?)",
+                                 (uid, at, source, note))
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: cannot keep a button press: {e}") from e
+            self.pending += 1
+        return uid
+
+    def waiting(self) -> List[tuple]:
+        with self._lock:
+            return self._db.execute("SELECT uid, at, source, note FROM outbox ORDER BY seq").fetchall()
+
+    def done(self, uid: str) -> None:
+        with self._lock:
+            if self._db.execute("DELETE FROM outbox WHERE uid = ?", (uid,)).rowcount:
+                self.pending -= 1
+
+    def save_known(self, known: dict) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO known (id, state) VALUES (1, ?)", (json.dumps(known),))
+
+    def load_known(self) -> Optional[dict]:
+        with self._lock:
+            row = self._db.execute("SELECT state FROM known WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RedisStore:
+    """The count in Redis, shared by every server with the same URL and key; see the module docstring.
+
+    ``on_live(callback)``: ``callback(False)`` when Redis cannot be reached (writes from
+    the API raise StoreUnavailable, button presses wait in the outbox, ``state()`` is the
+    last state heard), ``callback(True)`` once it is back; from any thread.
+    """
+
+    def __init__(self, url: str, key: str = "the-button", goal: int = 20, outbox_path: Optional[str] = None,
+                 connect_wait: float = CONNECT_WAIT, timeout: float = 5.0) -> None:
+        check_goal(goal)
+        import redis.asyncio  # only with --store=redis://...
+
+        self.url = url
+        self.where = _redact(url)
+        self.key = key
+        self.goal = goal
+        self.timeout = timeout
+        self.server_id = uuid.uuid4().hex[:12]
+        self.channel = f"{key}:changes"
+        self._keys = [f"{key}:state", f"{key}:presses", f"{key}:rounds"]
+        self._listeners: List[Callable[[Change], None]] = []
+        self._live_listeners: List[Callable[[bool], None]] = []
+        self._lock = threading.Lock()  # guards the known state and the serial
+        self._serial = 0
+        self._ops = 0
+        self._started: Dict[str, float] = {}  # op id -> when this server sent it, for Change.took
+        self._live = False
+        self._reason: Optional[str] = "not connected yet"
+        self.durable: Optional[bool] = None  # appendonly yes + appendfsync always; None: cannot tell
+        self._version: Optional[int] = None  # the latest version told to listeners
+        self._epoch: Optional[str] = None
+        self.outbox = Outbox(outbox_path) if outbox_path else None
+        known = self.outbox.load_known() if self.outbox else None
+        self._known = self._state_of(known) if known else State(goal, goal, 0)
+        self._known_version = (known or {}).get("version", -1)
+        self._closing = False
+        self._connected = threading.Event()
+        self._ready = threading.Event()  # the store's loop has its lock and its follower
+        self._loop = asyncio.new_event_loop()
+        self._redis = redis.asyncio.Redis.from_url(
+            url, socket_connect_timeout=min(2.0, timeout), socket_timeout=timeout,
+            health_check_interval=5, retry=_no_retry(), decode_responses=True)
+        self._scripts = {name: self._redis.register_script(lua) for name, lua in (
+            ("read", LUA_READ), ("press", LUA_PRESS), ("undo", LUA_UNDO), ("set", LUA_SET),
+            ("round", LUA_ROUND), ("history", LUA_HISTORY), ("rounds", LUA_ROUNDS))}
+        self._thread = threading.Thread(target=self._run_loop, name="redis-store", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if not self._connected.wait(connect_wait):
+            log.warning("Redis at %s is unreachable (%s): starting anyway with the last known count; "
+                        "it connects as soon as it can", self.where, self._reason)
+
+    # -- the store's own thread --------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        # The "redis-store" thread: runs the subscription and every Redis command.
+        asyncio.set_event_loop(self._loop)
+        self._drain_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._follower = self._loop.create_task(self._follow_forever())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _follow_forever(self) -> None:
+        """Connect, resync, replay the outbox and follow the changes; after any loss, again with backoff."""
+        self._delay = BACKOFF[0]
+        while not self._closing:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # redis errors, OSError, a broken reply: all mean "reconnect"
+                reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                if self._live or self._reason != reason:
+                    log.warning("Redis at %s unreachable: %s", self.where, reason)
+                self._reason = reason
+                self._set_live(False)
+            if self._closing:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._delay * (0.5 + random.random()))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            self._delay = min(self._delay * 2, BACKOFF[1])
+
+    async def _follow(self) -> None:
+        # A new PubSub each time: redis-py does not subscribe again by itself after a lost connection.
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.channel)
+            await self._check_durability()
+            await self._resync()  # after subscribing, so that no change falls between
+            await self._drain()
+            self._reason = None
+            self._delay = BACKOFF[0]
+            self._set_live(True)
+            self._connected.set()
+            while not self._closing:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message.get("type") == "message":
+                    await self._heard(json.loads(message["data"]))
+        finally:
+            try:
+                await (pubsub.aclose() if hasattr(pubsub, "aclose") else pubsub.reset())
+            except Exception:  # the connection is already gone; nothing more to release
+                pass
+
+    async def _check_durability(self) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            config = await self._redis.config_get("append*")
+        except ResponseError as e:
+            if self.durable is not False:
+                log.warning("cannot tell whether Redis at %s keeps every press through a power cut "
+                            "(CONFIG is disabled: %s); it does with appendonly yes and appendfsync always",
+                            self.where, e)
+            self.durable = None
+            return
+        durable = config.get("appendonly") == "yes" and config.get("appendfsync") == "always"
+        if durable != self.durable:
+            if durable:
+                log.info("Redis at %s stores every press on disk before answering "
+                         "(appendonly yes, appendfsync always)", self.where)
+            else:
+                log.warning("Redis at %s could lose the last second of presses in a power cut "
+                            "(appendonly %s, appendfsync %s): set appendonly yes and appendfsync always "
+                            "in redis.conf", self.where, config.get("appendonly"), config.get("appendfsync"))
+        self.durable = durable
+
+    async def _resync(self) -> None:
+        """Read the state as it is and, if it is not what listeners last heard, tell them."""
+        reply = json.loads(await self._call("read"))
+        if (reply["epoch"], reply["version"]) != (self._epoch, self._version):
+            self._epoch, self._version = reply["epoch"], reply["version"]
+            state = self._remember(reply, force=True)
+            self._tell(Change("set", state, at=now_iso(), local=False))
+        if self.outbox:
+            self.outbox.save_known(dict(reply["state"], version=reply["version"]))
+
+    async def _heard(self, message: dict) -> None:
+        """One change from the subscription: tell it in order, or resync after a gap."""
+        version = message["version"]
+        if message["epoch"] == self._epoch and version <= self._version:
+            return  # already in the state read at (re)subscription
+        if message["epoch"] != self._epoch or version != self._version + 1:
+            log.info("missed changes (version %s after %s): reading the state again", version, self._version)
+            await self._resync()
+            return
+        self._version = version
+        state = self._remember(message)
+        op = message.get("op", "")
+        started = self._started.pop(op, None)
+        self._tell(Change(message["event"], state, note=message.get("note"), source=message.get("source"),
+                          at=message["at"], local=op.startswith(self.server_id + ":"),
+                          took=None if started is None else time.perf_counter() - started))
+
+    def _tell(self, change: Change) -> None:
+        for callback in self._listeners:
+            try:
+                callback(change)
+            except Exception:  # one listener's fault must not stop the subscription
+                log.exception("a listener failed on a %s change", change.event)
+
+    def _set_live(self, live: bool) -> None:
+        if live == self._live:
+            return
+        self._live = live
+        if live:
+            log.info("Redis at %s connected: the count is live (key %r)", self.where, self.key)
+        elif self.outbox:
+            with self._lock:
+                known, version = self._known, self._known_version
+            self.outbox.save_known(dict(count=known.count, goal=known.goal, presses=known.presses,
+                                        title=known.title, version=version))
+        for callback in self._live_listeners:
+            try:
+                callback(live)
+            except Exception:
+                log.exception("a live listener failed")
+
+    async def _call(self, name: str, extra: tuple = (), applied: str = "-") -> Any:
+        """Run one of the scripts; returns its reply (EVALSHA, loading the script after a Redis restart)."""
+        with self._lock:
+            self._ops += 1
+            op = f"{self.server_id}:{self._ops}"
+        if name not in ("read", "history", "rounds"):
+            self._started[op] = time.perf_counter()
+            if len(self._started) > 10_000:  # replies whose change never came back: forget the oldest
+                self._started.pop(next(iter(self._started)))
+        args = [self.goal, now_iso(), uuid.uuid4().hex, self.channel, op, *extra]
+        return await self._scripts[name](keys=[*self._keys, f"{self.key}:applied:{applied}"], args=args)
+
+    async def _drain(self) -> Dict[str, State]:
+        """Store the outbox's presses in Redis, oldest first, each once; returns their states by uuid."""
+        stored: Dict[str, State] = {}
+        if not self.outbox:
+            return stored
+        async with self._drain_lock:
+            for uid, at, source, note in self.outbox.waiting():
+                reply = json.loads(await self._call(
+                    "press", (source, note or "", uid, APPLIED_DAYS * 86400), applied=uid))
+                self.outbox.done(uid)
+                if reply.get("duplicate"):
+                    log.info("a kept button press (%s) was already stored", uid)
+                stored[uid] = self._remember(reply)
+        return stored
+
+    # -- any thread ---------------------------------------------------------------------
+
+    def _state_of(self, state: dict) -> State:
+        with self._lock:
+            self._serial += 1
+            return State(count=state["count"], goal=state["goal"], presses=state["presses"],
+                         title=state.get("title"), serial=self._serial)
+
+    def _remember(self, reply: dict, force: bool = False) -> State:
+        """The State of a script's reply, kept as the latest known when it is newer."""
+        state = self._state_of(reply["state"])
+        with self._lock:
+            if force or reply["version"] > self._known_version:
+                self._known, self._known_version = state, reply["version"]
+        return state
+
+    def _run(self, coroutine, what: str) -> Any:
+        """Run a coroutine on the store's loop and wait for it; Redis errors become StoreUnavailable."""
+        from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        if self._closing:
+            coroutine.close()
+            raise StoreUnavailable("the store is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(self.timeout + 2)
+        except concurrent.futures.TimeoutError as e:  # before OSError: on 3.11 it is the builtin one
+            future.cancel()
+            raise StoreUnavailable(f"Redis at {self.where} did not answer in time") from e
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            raise StoreUnavailable(f"Redis at {self.where} is unreachable: {e}") from e
+        except RedisError as e:
+            raise StoreError(f"Redis at {self.where} could not {what}: {e}") from e
+
+    def _write(self, name: str, what: str, extra: tuple = ()) -> dict:
+        if not self._live:
+            raise StoreUnavailable(f"Redis at {self.where} is unreachable: {self._reason}")
+        return json.loads(self._run(self._call(name, extra), what))
+
+    def listen(self, callback: Callable[[Change], None]) -> None:
+        """Call ``callback(change)`` for every change, ours and other servers', in order (store thread)."""
+        self._listeners.append(callback)
+
+    def on_live(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(live)`` now and whenever Redis goes away or comes back (store thread)."""
+        self._live_listeners.append(callback)
+        callback(self._live)
+
+    def state(self) -> State:
+        """The latest state known: committed in Redis, or the last heard while it is unreachable."""
+        with self._lock:
+            return self._known
+
+    def press(self, source: str = "button", note: Optional[str] = None) -> State:
+        """One press; a physical one (gpio, keyboard) is kept on local disk first and never refused.
+
+        A physical press made while Redis is unreachable returns the last known state and
+        is stored in Redis, in order and once, when it is back.
+        """
+        note = check_note(note)
+        if source in PHYSICAL and self.outbox:
+            uid = self.outbox.add(now_iso(), source, note)
+            if self._live:
+                try:
+                    stored = self._run(self._drain(), "store a button press")
+                    if uid in stored:
+                        return stored[uid]
+                except StoreError as e:
+                    log.warning("button press kept on disk until Redis is back: %s", e)
+            else:
+                log.warning("button press kept on disk until Redis at %s is back (%d waiting)",
+                            self.where, self.outbox.pending)
+            return self.state()
+        reply = self._write("press", "store a press", (source, note or "", "", 0))
+        return self._remember(reply)
+
+    def undo(self) -> State:
+        """Revert the latest press not yet undone, after the latest set or new round."""
+        reply = self._write("undo", "undo a press")
+        if reply.get("nothing"):
+            raise NothingToUndo("there is no press to undo")
+        return self._remember(reply)
+
+    def set(self, count: Optional[int] = None, goal: Optional[int] = None,
+            title: Optional[str] = None) -> State:
+        """Set the count, goal and/or title (None: unchanged; title "": the default), atomically."""
+        if goal is not None:
+            check_goal(goal)
+        if count is not None:
+            check_count(count)
+        mode, new_title = "keep", ""
+        if title is not None:
+            checked = check_title(title)
+            mode, new_title = ("clear", "") if checked is None else ("set", checked)
+        reply = self._write("set", "set the count", (
+            "" if count is None else count, "" if goal is None else goal, mode, new_title))
+        if reply.get("too_big"):
+            check_count(count, reply["goal"])  # raises InvalidValue in store.py's words
+        return self._remember(reply)
+
+    def new_round(self, since: Optional[str] = None) -> Optional[State]:
+        """Start a new round (count = goal) unless the newest round started at or after ``since``."""
+        since_utc = "" if since is None else _utc_ms(since)
+        reply = self._write("round", "start a new round", (since_utc,))
+        if reply.get("nothing"):
+            return None
+        return self._remember(reply)
+
+    def history(self, limit: int = 50, before: Optional[int] = None) -> List[dict]:
+        """Presses newest first, at most ``limit`` (1-1000), only ids below ``before`` when given."""
+        check_page(limit, before)
+        rows = self._read("history", "read the history", ("" if before is None else before, limit))
+        presses = []
+        for i in range(0, len(rows), 2):
+            p = json.loads(rows[i + 1])
+            presses.append({"id": int(rows[i]), "at": p["at"], "source": p["source"],
+                            "count_before": p["before"], "count_after": p["after"],
+                            "undone": bool(p["undone"]), "note": p.get("note")})
+        return presses
+
+    def rounds(self) -> List[dict]:
+        """The latest rounds (at most 1000), newest (the current one) first."""
+        rows = self._read("rounds", "read the rounds", (MAX_ROUNDS,))
+        rounds = []
+        for row in rows:
+            r = json.loads(row)
+            rounds.append({"started": r["started"], "ended": r.get("ended"), "goal": r["goal"],
+                           "presses": r["presses"], "reached": bool(r["reached"])})
+        return rounds
+
+    def _read(self, name: str, what: str, extra: tuple) -> Any:
+        if not self._live:
+            raise StoreUnavailable(f"Redis at {self.where} is unreachable: {self._reason}")
+        return self._run(self._call(name, extra), what)
+
+    def health(self) -> dict:
+        """Reachable or not, and why; cheap, touches no lock (the IOLoop calls it)."""
+        health: Dict[str, Any] = {"kind": "redis", "ok": self._live, "live": self._live,
+                                  "redis": self.where, "key": self.key, "durable": self.durable}
+        if self.outbox is not None:
+            health["waiting_presses"] = self.outbox.pending
+        if not self._live:
+            health["error"] = f"Redis unreachable: {self._reason}"
+        return health
+
+    def close(self) -> None:
+        """Stop following, close the connections and the outbox; waits at most a few seconds."""
+        if self._closing:
+            return
+        self._closing = True
+
+        async def stop() -> None:
+            self._follower.cancel()
+            try:
+                await self._follower
+            except BaseException:  # cancelled, or already ended with its error logged
+                pass
+            await (self._redis.aclose() if hasattr(self._redis, "aclose") else self._redis.close())
+
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+        except Exception as e:  # closing a connection that is already gone
+            log.debug("closing the Redis client: %s", e)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if self.outbox:
+            with self._lock:
+                known, version = self._known, self._known_version
+            self.outbox.save_known(dict(count=known.count, goal=known.goal, presses=known.presses,
+                                        title=known.title, version=version))
+            self.outbox.close()
+
+    def __enter__(self) -> "RedisStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _no_retry():
+    """redis-py retries a command after a lost connection by default; a press must not run twice."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Retry(NoBackoff(), 0)
