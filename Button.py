@@ -54,9 +54,13 @@ class GpioButton:
     holds the pin HIGH and a press pulls it LOW. With ``pull="down"`` wire the other
     leg to 3.3 V (physical pin 1) instead: a press drives the pin HIGH.
 
-    RPi.GPIO's own thread only wakes the button thread; the button thread reads the
-    pin, debounces and calls ``on_press``. A GPIO error at run time is logged once
-    and the pin is set up again with backoff, while ``health()`` reports it.
+    The pin is read one of two ways, chosen in ``open()`` and logged. By edge
+    detection: RPi.GPIO's own thread only wakes the button thread, which reads the
+    pin, debounces and calls ``on_press``. By polling, where edge detection cannot
+    be set up (RPi.GPIO 0.7.1 on kernel 6.6 or later raises "Failed to add edge
+    detection" while ``input()`` still works): the button thread reads the pin every
+    ``poll_interval`` seconds through the same debouncer. A GPIO error at run time is
+    logged once and the pin is set up again with backoff, while ``health()`` reports it.
     """
 
     name = "gpio"
@@ -69,6 +73,7 @@ class GpioButton:
         bouncetime: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         retry_delays: Tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+        poll_interval: float = 0.005,
     ) -> None:
         if pull not in PULLS:
             raise ButtonError(f"pull must be one of {', '.join(PULLS)}, not {pull!r}")
@@ -87,25 +92,50 @@ class GpioButton:
         self._error: Optional[str] = None
         self._thread: Optional[threading.Thread] = None
         self._debouncer = Debouncer(bouncetime)
+        self._poll_interval = poll_interval
+        self.mode: Optional[str] = None  # "edge" or "poll" once open() has set the pin up
+        self._mode_reason: Optional[str] = None
+        self._polls = 0
 
     def _is_pressed(self) -> bool:
         level = self._gpio.input(self.pin)
         return bool(level) == (self.pull == "down")
 
     def open(self) -> None:
-        """Set the pin up for edge detection; ButtonError with the reason if GPIO refuses."""
+        """Set the pin up and read it once; ButtonError with the reason if GPIO refuses.
+
+        Edge detection is tried first; where it fails with the error RPi.GPIO gives
+        when it cannot watch the pin, the button thread polls the pin instead.
+        """
         try:
             self._setup()
+            mode, reason = self._add_edge_detection()
+            pressed = self._is_pressed()
         except Exception as e:  # RPi.GPIO raises RuntimeError, ValueError, OSError...
             raise ButtonError(f"cannot use GPIO pin {self.pin}: {e}") from e
-        self._debouncer = Debouncer(self._bouncetime, pressed=self._is_pressed())
+        self._debouncer = Debouncer(self._bouncetime, pressed=pressed)
+        if (mode, reason) != (self.mode, self._mode_reason):
+            if mode == "edge":
+                log.info("reading pin %s by edge detection", self.pin)
+            else:
+                log.warning("reading pin %s by polling every %g ms: edge detection unavailable (%s)",
+                            self.pin, round(self._poll_interval * 1000, 3), reason)
+        self.mode, self._mode_reason = mode, reason
 
     def _setup(self) -> None:
         g = self._gpio
         g.setwarnings(False)
         g.setmode(g.BOARD)
         g.setup(self.pin, g.IN, pull_up_down=g.PUD_UP if self.pull == "up" else g.PUD_DOWN)
-        g.add_event_detect(self.pin, g.BOTH, callback=self._on_edge)
+
+    def _add_edge_detection(self) -> Tuple[str, Optional[str]]:
+        """("edge", None) when the pin is watched for edges, else ("poll", why not)."""
+        g = self._gpio
+        try:
+            g.add_event_detect(self.pin, g.BOTH, callback=self._on_edge)
+        except (RuntimeError, OSError) as e:  # "Failed to add edge detection" (kernel 6.6+)
+            return "poll", str(e) or type(e).__name__
+        return "edge", None
 
     def _on_edge(self, channel: int) -> None:
         # Runs in RPi.GPIO's event thread: only wake the button thread.
@@ -134,7 +164,10 @@ class GpioButton:
         failures = 0
         while not self._stopping:
             try:
-                self._watch(on_press)
+                if self.mode == "poll":
+                    self._poll(on_press)
+                else:
+                    self._watch(on_press)
             except Exception as e:  # any GPIO fault: report it, then set the pin up again
                 message = f"{type(e).__name__}: {e}"
                 if message != self._error:
@@ -181,24 +214,53 @@ class GpioButton:
                 seen = self._edges
             is_press, recheck_at = self._debouncer.sample(self._is_pressed(), self._clock())
             if is_press:
-                try:
-                    on_press()
-                except Exception:  # a failed press must not stop the button
-                    log.exception("a button press could not be handled")
+                self._press(on_press)
             with self._cond:
                 if recheck_at is None and self._edges == seen:
                     self._settled = True
                     self._cond.notify_all()
 
+    def _poll(self, on_press: Callable[[], None]) -> None:
+        """Read the pin every poll interval; return when stopping, raise on a GPIO error."""
+        while True:
+            is_press, recheck_at = self._debouncer.sample(self._is_pressed(), self._clock())
+            if is_press:
+                self._press(on_press)
+            with self._cond:
+                self._polls += 1
+                self._settled = recheck_at is None
+                self._cond.notify_all()
+                # Waiting on the condition (not time.sleep) lets stop() end the wait at once.
+                self._cond.wait_for(lambda: self._stopping, timeout=self._poll_interval)
+                if self._stopping:
+                    return
+
+    @staticmethod
+    def _press(on_press: Callable[[], None]) -> None:
+        try:
+            on_press()
+        except Exception:  # a failed press must not stop the button
+            log.exception("a button press could not be handled")
+
     def wait_settled(self, timeout: float) -> bool:
-        """Wait until every edge so far has been read and no re-read is due; False on timeout."""
+        """Wait until every change so far has been read and no re-read is due; False on timeout.
+
+        When polling, "read" means a whole poll that began after this call.
+        """
         with self._cond:
+            if self.mode == "poll":
+                target = self._polls + 2
+                return self._cond.wait_for(lambda: self._polls >= target and self._settled, timeout)
             return self._cond.wait_for(lambda: self._settled, timeout)
 
     def health(self) -> dict:
         alive = self._thread is not None and self._thread.is_alive()
-        return {"kind": self.name, "pin": self.pin, "ok": alive and self._error is None,
-                "alive": alive, "error": self._error}
+        health = {"kind": self.name, "pin": self.pin, "mode": self.mode,
+                  "ok": alive and self._error is None, "alive": alive, "error": self._error}
+        if self.mode == "poll":
+            health["poll_ms"] = round(self._poll_interval * 1000, 3)
+            health["poll_reason"] = self._mode_reason
+        return health
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the button thread and release the pins (GPIO.cleanup())."""

@@ -6,7 +6,13 @@ event thread with the channel number, ``bouncetime`` in milliseconds after a
 delivered edge, ``wait_for_edge`` that conflicts with ``add_event_detect``, and
 ``cleanup()`` that forgets every channel and the numbering mode. Test-only:
 ``drive_low()`` / ``drive_high()`` move the pin (and return once its callbacks ran),
-and ``fail_next()`` makes the next call of a function raise.
+``fail_next()`` makes the next call(s) of a function raise, and ``reads`` counts
+``input()`` calls.
+
+``FakeGPIO(edge_detection=False)`` behaves like RPi.GPIO 0.7.1 on kernel 6.6 or later,
+where the sysfs GPIO numbers moved: ``add_event_detect`` raises
+``RuntimeError("Failed to add edge detection")`` every time and ``wait_for_edge``
+raises ``RuntimeError("Error waiting for edge")``, while ``setup()``, ``input()`` and ``cleanup()`` still work.
 """
 import queue
 import threading
@@ -27,8 +33,10 @@ class FakeGPIO:
     PUD_OFF, PUD_DOWN, PUD_UP = PUD_OFF, PUD_DOWN, PUD_UP
     RISING, FALLING, BOTH = RISING, FALLING, BOTH
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=time.monotonic, edge_detection=True):
         self._clock = clock
+        self.edge_detection = edge_detection
+        self.reads = 0
         self._lock = threading.RLock()
         self._mode = None
         self._levels = {}
@@ -43,9 +51,10 @@ class FakeGPIO:
         self._thread.start()
 
     # --- test controls ---------------------------------------------------------
-    def fail_next(self, name, exc):
-        """Make the next call of ``name`` raise ``exc``."""
-        self._failures[name] = exc
+    def fail_next(self, name, exc, times=1):
+        """Make the next ``times`` calls of ``name`` raise ``exc``."""
+        with self._lock:
+            self._failures[name] = [exc, times]
 
     def drive_low(self, channel):
         self._drive(channel, LOW)
@@ -54,9 +63,14 @@ class FakeGPIO:
         self._drive(channel, HIGH)
 
     def _maybe_fail(self, name):
-        exc = self._failures.pop(name, None)
-        if exc is not None:
-            raise exc
+        with self._lock:
+            failure = self._failures.get(name)
+            if failure is None:
+                return
+            failure[1] -= 1
+            if failure[1] <= 0:
+                del self._failures[name]
+        raise failure[0]
 
     def _drive(self, channel, level):
         with self._lock:
@@ -126,9 +140,11 @@ class FakeGPIO:
     def input(self, channel):
         self._maybe_fail("input")
         self._check_channel(channel)
-        if channel not in self._setup:
-            raise RuntimeError("You must setup() the GPIO channel first")
-        return self._levels[channel]
+        with self._lock:
+            if channel not in self._setup:
+                raise RuntimeError("You must setup() the GPIO channel first")
+            self.reads += 1
+            return self._levels[channel]
 
     def add_event_detect(self, channel, edge, callback=None, bouncetime=None):
         self._maybe_fail("add_event_detect")
@@ -137,6 +153,9 @@ class FakeGPIO:
             raise RuntimeError("You must setup() the GPIO channel as an input first")
         if edge not in (RISING, FALLING, BOTH):
             raise ValueError("The edge must be set to RISING, FALLING or BOTH")
+        if not self.edge_detection:
+            # RPi.GPIO 0.7.1 exports the pin under its old sysfs number, which kernel 6.6 refuses.
+            raise RuntimeError("Failed to add edge detection")
         with self._lock:
             if channel in self._detect:
                 raise RuntimeError("Conflicting edge detection already enabled for this GPIO channel")
@@ -164,6 +183,8 @@ class FakeGPIO:
 
     def wait_for_edge(self, channel, edge, bouncetime=None, timeout=None):
         self._check_channel(channel)
+        if not self.edge_detection:
+            raise RuntimeError("Error waiting for edge")
         with self._lock:
             if channel in self._detect:
                 raise RuntimeError("Conflicting edge detection events already exist for this GPIO channel")
