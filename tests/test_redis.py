@@ -399,3 +399,22 @@ def test_start_while_redis_is_down_uses_the_last_state_heard(redis_server, tmp_p
         assert store.state().count == 8
         assert store.health()["ok"] is False
 
+
+
+def test_outbox_press_already_stored_is_not_stored_twice(redis_server, tmp_path):
+    """A kept press whose id Redis has already applied (a crash before the outbox forgot it) counts once."""
+    import sqlite3
+
+    from redis_store import RedisStore
+
+    outbox = str(tmp_path / "1.db")
+    with RedisStore(redis_server.url, key="k", goal=5, outbox_path=outbox) as store:
+        assert store.press(source="gpio").count == 4
+    (applied,) = redis_server.client().keys("k:applied:*")
+    with sqlite3.connect(outbox) as db:  # as if the server died between Redis's answer and the delete
+        db.execute("INSERT INTO outbox (uid, at, source, note) VALUES (?, '2024-01-01T00:00:00.000+00:00', "
+                   "'gpio', NULL)", (applied.split(":")[-1],))
+    with RedisStore(redis_server.url, key="k", goal=5, outbox_path=outbox) as store:
+        assert store.health()["waiting_presses"] == 0
+        assert (store.state().count, store.state().presses) == (4, 1)
+        assert len(store.history()) == 1
