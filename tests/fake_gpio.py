@@ -38,6 +38,7 @@ class FakeGPIO:
         self.edge_detection = edge_detection
         self.reads = 0
         self._lock = threading.RLock()
+        self._read = threading.Condition(self._lock)
         self._mode = None
         self._levels = {}
         self._setup = {}
@@ -55,6 +56,12 @@ class FakeGPIO:
         """Make the next ``times`` calls of ``name`` raise ``exc``."""
         with self._lock:
             self._failures[name] = [exc, times]
+
+    def wait_for_reads(self, n, timeout=2.0):
+        """Wait until ``input()`` has been called ``n`` more times; False on timeout."""
+        with self._read:
+            target = self.reads + n
+            return self._read.wait_for(lambda: self.reads >= target, timeout)
 
     def drive_low(self, channel):
         self._drive(channel, LOW)
@@ -144,6 +151,7 @@ class FakeGPIO:
             if channel not in self._setup:
                 raise RuntimeError("You must setup() the GPIO channel first")
             self.reads += 1
+            self._read.notify_all()
             return self._levels[channel]
 
     def add_event_detect(self, channel, edge, callback=None, bouncetime=None):

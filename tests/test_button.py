@@ -2,6 +2,7 @@
 import io
 import logging
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -302,3 +303,249 @@ def test_dead_button_thread_shows_in_health(gpio):
     health = b.health()
     assert health["alive"] is False and health["ok"] is False
     b.stop()
+
+
+# --- GpioButton where edge detection fails (RPi.GPIO 0.7.1 on kernel 6.6+): polling ---------
+
+class ManualClock:
+    """A clock the test moves by hand, for the debouncer of a polling button."""
+
+    def __init__(self, now=100.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def old_gpio():
+    return FakeGPIO(edge_detection=False)
+
+
+@pytest.fixture
+def poller(old_gpio):
+    b = GpioButton(pin=11, pull="up", gpio=old_gpio)
+    b.open()
+    presses = Presses()
+    b.start(presses)
+    b.presses = presses
+    yield b
+    b.stop()
+
+
+def test_fake_edge_detection_fails_like_rpi_gpio_0_7_1(old_gpio):
+    """The fake with edge_detection=False refuses every add_event_detect, as on kernel 6.6, but input() works."""
+    old_gpio.setmode(old_gpio.BOARD)
+    old_gpio.setup(11, old_gpio.IN, pull_up_down=old_gpio.PUD_UP)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="Failed to add edge detection"):
+            old_gpio.add_event_detect(11, old_gpio.BOTH, callback=lambda channel: None)
+    old_gpio.drive_low(11)
+    assert old_gpio.input(11) == old_gpio.LOW
+
+
+def test_poll_used_only_where_edge_detection_fails(gpio, old_gpio):
+    """The edge path stays where add_event_detect works; polling is the fallback."""
+    edge, poll = GpioButton(gpio=gpio), GpioButton(gpio=old_gpio)
+    edge.open()
+    poll.open()
+    assert (edge.mode, poll.mode) == ("edge", "poll")
+    edge.start(lambda: None)
+    try:
+        reads = gpio.reads
+        assert not gpio.wait_for_reads(1, timeout=0.1)  # the edge path does not poll
+        assert gpio.reads == reads
+    finally:
+        edge.stop()
+        poll.stop()
+
+
+def test_poll_press_is_one_press(old_gpio, poller):
+    """Pulling the pin low is one press when the pin is polled."""
+    old_gpio.drive_low(11)
+    assert poller.presses.wait_for(1)
+    assert poller.wait_settled(1)
+    assert poller.presses.count == 1
+
+
+def test_poll_bounce_and_hold_count_once_with_time_moved_by_hand(old_gpio):
+    """Bounce on press and release within 50 ms, and a long hold, make one press; the next press counts."""
+    clock = ManualClock()
+    presses = Presses()
+    with running(GpioButton(gpio=old_gpio, clock=clock), presses):
+        def level(low, at):
+            clock.now = at
+            (old_gpio.drive_low if low else old_gpio.drive_high)(11)
+            assert old_gpio.wait_for_reads(2)  # a whole poll has read this level
+
+        level(True, 100.000)
+        assert presses.wait_for(1)
+        for i in range(1, 9):  # press bounce: 8 changes over 40 ms
+            level(i % 2 == 0, 100.000 + i * 0.005)
+        level(True, 100.045)
+        level(True, 105.0)  # held for five seconds
+        for i, t in enumerate([105.0, 105.01, 105.02, 105.03, 105.049]):  # release bounce
+            level(i % 2 == 1, t)
+        level(False, 105.2)
+        assert presses.count == 1
+        level(True, 106.0)
+        assert presses.wait_for(2)
+
+
+def test_poll_bouncing_contact_in_real_time_is_one_press(old_gpio, poller):
+    """A real-time burst of edges on press and on release counts once."""
+    for _ in range(5):
+        old_gpio.drive_low(11)
+        old_gpio.drive_high(11)
+    old_gpio.drive_low(11)
+    assert poller.presses.wait_for(1)
+    for _ in range(5):
+        old_gpio.drive_high(11)
+        old_gpio.drive_low(11)
+    old_gpio.drive_high(11)
+    assert poller.wait_settled(2)
+    assert poller.presses.count == 1
+
+
+def test_poll_hold_is_one_press(old_gpio, poller):
+    """Holding the button down while it is polled is one press, however long."""
+    old_gpio.drive_low(11)
+    assert poller.presses.wait_for(1)
+    assert not poller.presses.wait_for(2, timeout=0.3)
+
+
+def test_poll_separate_presses_each_count(old_gpio, poller):
+    """Polled presses further apart than the bounce window each count."""
+    for n in range(1, 4):
+        old_gpio.drive_low(11)
+        assert poller.presses.wait_for(n)
+        old_gpio.drive_high(11)
+        assert poller.wait_settled(2)
+    assert poller.presses.count == 3
+
+
+def test_poll_press_is_seen_within_10_ms(old_gpio):
+    """A polled press reaches on_press within 10 ms (allowing two scheduling outliers in 20)."""
+    seen = threading.Event()
+    with running(GpioButton(gpio=old_gpio), seen.set) as b:
+        latencies = []
+        for _ in range(20):
+            seen.clear()
+            t0 = time.perf_counter()
+            old_gpio.drive_low(11)
+            assert seen.wait(2)
+            latencies.append(time.perf_counter() - t0)
+            old_gpio.drive_high(11)
+            assert b.wait_settled(2)
+    assert sorted(latencies)[-3] < 0.010, latencies
+
+
+def test_poll_reads_every_few_ms_without_spinning(old_gpio, poller):
+    """The polling thread reads the pin every 2-10 ms: fast enough for 10 ms, slow enough to cost little."""
+    t0 = time.perf_counter()
+    assert old_gpio.wait_for_reads(40)
+    per_read = (time.perf_counter() - t0) / 40
+    assert 0.002 <= per_read <= 0.010, per_read
+
+
+def test_poll_pull_down_press_is_high(old_gpio):
+    """With pull="down" a polled press drives the pin high."""
+    presses = Presses()
+    with running(GpioButton(pin=13, pull="down", gpio=old_gpio), presses):
+        old_gpio.drive_high(13)
+        assert presses.wait_for(1)
+
+
+def test_poll_log_says_polling_and_why(old_gpio, caplog):
+    """The log says the pin is read by polling, how often, and why edge detection was not used."""
+    with caplog.at_level(logging.INFO, logger="button"):
+        b = make_button("gpio", gpio=old_gpio)
+    b.stop()
+    assert ("reading pin 11 by polling every 5 ms: edge detection unavailable "
+            "(Failed to add edge detection)") in caplog.text
+
+
+def test_edge_log_says_edge_detection(gpio, caplog):
+    """The log says the pin is read by edge detection where that works."""
+    with caplog.at_level(logging.INFO, logger="button"):
+        b = make_button("gpio", gpio=gpio)
+    b.stop()
+    assert "reading pin 11 by edge detection" in caplog.text
+    assert "polling" not in caplog.text
+
+
+def test_health_says_poll_or_edge(gpio, old_gpio, poller, button):
+    """health() names the way the pin is read, and why it is polled."""
+    assert button.health()["mode"] == "edge"
+    health = poller.health()
+    assert health["mode"] == "poll" and health["ok"] is True
+    assert health["poll_reason"] == "Failed to add edge detection"
+
+
+def test_gpio_option_works_with_failing_edge_detection(old_gpio):
+    """--button=gpio starts and counts presses where add_event_detect fails."""
+    b = make_button("gpio", gpio=old_gpio)
+    presses = Presses()
+    b.start(presses)
+    try:
+        old_gpio.drive_low(11)
+        assert presses.wait_for(1)
+    finally:
+        b.stop()
+
+
+def test_auto_picks_gpio_with_failing_edge_detection(old_gpio):
+    """--button=auto still picks GPIO (not the keyboard or none) where add_event_detect fails."""
+    b = make_button("auto", gpio=old_gpio, stdin=Tty())
+    try:
+        assert isinstance(b, GpioButton) and b.mode == "poll"
+    finally:
+        b.stop()
+
+
+def test_poll_stop_calls_cleanup(old_gpio):
+    """Stopping a polling button ends its thread at once and calls GPIO.cleanup()."""
+    b = GpioButton(gpio=old_gpio)
+    b.open()
+    b.start(lambda: None)
+    assert old_gpio.wait_for_reads(2)
+    t0 = time.perf_counter()
+    b.stop()
+    assert time.perf_counter() - t0 < 0.5
+    assert old_gpio.cleanups == 1 and old_gpio.getmode() is None
+    assert not b.health()["alive"]
+
+
+def test_first_read_error_is_a_button_error(old_gpio):
+    """A GPIO error on the first read in open() is a ButtonError with the reason, not a dead thread."""
+    old_gpio.fail_next("input", RuntimeError("read of pin failed"))
+    with pytest.raises(ButtonError, match="read of pin failed"):
+        make_button("gpio", gpio=old_gpio)
+    old_gpio.fail_next("input", RuntimeError("read of pin failed"))
+    assert isinstance(make_button("auto", gpio=old_gpio, stdin=io.StringIO()), NoButton)
+
+
+def test_poll_gpio_error_is_retried_and_reported(old_gpio, caplog):
+    """A GPIO error while polling is logged with the reason, retried with backoff, and polling resumes."""
+    presses = Presses()
+    with running(GpioButton(gpio=old_gpio, retry_delays=(0.01, 0.02)), presses) as b:
+        with caplog.at_level(logging.INFO, logger="button"):
+            old_gpio.fail_next("input", RuntimeError("gpio chip gone"), times=3)
+            assert old_gpio.wait_for_reads(4)  # reads work again after three failures
+            assert b.wait_settled(2)
+        assert "GPIO pin 11 failed, retrying: RuntimeError: gpio chip gone" in caplog.text
+        assert "GPIO pin 11 works again" in caplog.text
+        health = b.health()
+        assert health["ok"] and health["alive"] and health["mode"] == "poll"
+        old_gpio.drive_low(11)
+        assert presses.wait_for(1)
+
+
+def test_poll_gpio_error_shows_in_health_until_recovered(old_gpio):
+    """While a polled pin keeps failing, health() says so with the reason and the thread lives on."""
+    with running(GpioButton(gpio=old_gpio, retry_delays=(30.0,)), lambda: None) as b:
+        old_gpio.fail_next("input", RuntimeError("gpio chip gone"))
+        assert not b.wait_settled(0.3)
+        health = b.health()
+        assert health["ok"] is False and health["alive"] is True
+        assert "gpio chip gone" in health["error"]
