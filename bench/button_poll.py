@@ -1,0 +1,111 @@
+"""The polling button path: idle CPU of the polling thread and press latency (fake edge -> on_press).
+
+    python bench/button_poll.py [--idle 10] [--presses 200]
+
+Runs the real GpioButton against the tests' fake RPi.GPIO with edge detection failing as
+RPi.GPIO 0.7.1 does on kernel 6.6, so the button thread polls the pin. The same figures for the
+edge path (a fake whose edge detection works) are printed beside them. Prints JSON.
+"""
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from Button import GpioButton  # noqa: E402
+from tests.fake_gpio import FakeGPIO  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(native_id):
+    """CPU seconds used so far by one thread of this process, from /proc (in clock ticks)."""
+    with open("/proc/self/task/%d/stat" % native_id) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def thread_cpu_ns(native_id):
+    """CPU nanoseconds used so far by one thread, from schedstat (finer than the ticks of stat)."""
+    with open("/proc/self/task/%d/schedstat" % native_id) as f:
+        return int(f.read().split()[0])
+
+
+def percentiles(values_ms):
+    ordered = sorted(values_ms)
+    return {"median": round(statistics.median(ordered), 3),
+            "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
+            "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 3),
+            "max": round(ordered[-1], 3)}
+
+
+def measure(edge_detection, presses, idle):
+    """Latency of ``presses`` presses, then the button thread's CPU over ``idle`` seconds."""
+    gpio = FakeGPIO(edge_detection=edge_detection)
+    button = GpioButton(gpio=gpio)
+    button.open()
+    pressed_at = []
+    seen = threading.Event()
+
+    def on_press():
+        # The button thread.
+        pressed_at.append(time.perf_counter())
+        seen.set()
+
+    button.start(on_press)
+    latencies = []
+    try:
+        for _ in range(presses):
+            seen.clear()
+            # A press comes at any moment, not just after a read: a random phase against the polls.
+            time.sleep(random.uniform(0, 0.01))
+            t0 = time.perf_counter()
+            gpio.drive_low(11)  # returns at once when nothing watches edges
+            if not seen.wait(2):
+                raise SystemExit("a press was not seen within 2 s")
+            latencies.append((pressed_at[-1] - t0) * 1000)
+            gpio.drive_high(11)
+            if not button.wait_settled(2):
+                raise SystemExit("the button did not settle within 2 s")
+        tid = button._thread.native_id  # bench only: the thread whose CPU we read
+        reads0, c0, ns0, t0 = gpio.reads, thread_cpu(tid), thread_cpu_ns(tid), time.perf_counter()
+        time.sleep(idle)  # the bench's idle period, not a test wait
+        reads1, c1, ns1, t1 = gpio.reads, thread_cpu(tid), thread_cpu_ns(tid), time.perf_counter()
+    finally:
+        button.stop()
+    elapsed = t1 - t0
+    result = {
+        "mode": button.mode,
+        "presses": presses,
+        "press_latency_ms": percentiles(latencies),
+        "idle_seconds": round(elapsed, 2),
+        "idle_cpu_pct_of_one_core": round(100 * (c1 - c0) / elapsed, 3),
+        "idle_cpu_pct_of_one_core_schedstat": round(100 * (ns1 - ns0) / 1e9 / elapsed, 3),
+        "reads_per_second": round((reads1 - reads0) / elapsed, 1),
+    }
+    if reads1 > reads0:
+        result["cpu_us_per_read"] = round((ns1 - ns0) / 1000 / (reads1 - reads0), 2)
+    return result
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--presses", type=int, default=200)
+    p.add_argument("--idle", type=float, default=10.0)
+    args = p.parse_args()
+    print(json.dumps({
+        "poll": measure(False, args.presses, args.idle),
+        "edge": measure(True, args.presses, args.idle),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
