@@ -356,7 +356,8 @@ def make_button(kind: str, pin: int = 11, pull: str = "up", stdin=None, gpio=Non
                 raise
             skipped.append(f"gpio: {e}")
         else:
-            log.info("button: GPIO physical pin %s, pull %s", pin, pull)
+            log.info("button: GPIO physical pin %s, pull %s, read by %s", pin, pull,
+                     "polling" if button.mode == "poll" else "edge detection")
             return button
     if kind == "keyboard" or (kind == "auto" and _is_tty(stdin)):
         for reason in skipped:

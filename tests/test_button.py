@@ -1,14 +1,22 @@
-"""Button sources: debounce, GPIO against a fake RPi.GPIO, keyboard, and the auto choice."""
+"""Button sources: debounce, GPIO against a fake RPi.GPIO (by edges, and polled where edge
+detection fails as on kernel 6.6), keyboard, and the auto choice."""
 import io
+import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
 
 import pytest
+from tornado.testing import AsyncHTTPTestCase
 
 from Button import ButtonError, Debouncer, GpioButton, KeyboardButton, NoButton, make_button
+from Repository import Repository
 from tests.fake_gpio import FakeGPIO
+from websocketserver import Feed, make_app
 
 
 class Presses:
@@ -549,3 +557,31 @@ def test_poll_gpio_error_shows_in_health_until_recovered(old_gpio):
         health = b.health()
         assert health["ok"] is False and health["alive"] is True
         assert "gpio chip gone" in health["error"]
+
+
+class HealthzShowsHowThePinIsRead(AsyncHTTPTestCase):
+    """/healthz of the real app, wired to a polling GpioButton and a real SQLite file."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.repository = Repository(os.path.join(self.tmp, "counter.db"), goal=3)
+        self.button = GpioButton(gpio=FakeGPIO(edge_detection=False))
+        self.button.open()
+        self.button.start(lambda: None)
+        super().setUp()
+
+    def get_app(self):
+        return make_app(self.repository, Feed(self.repository.state()), health=self.button.health)
+
+    def tearDown(self):
+        super().tearDown()
+        self.button.stop()
+        self.repository.close()
+        shutil.rmtree(self.tmp)
+
+    def test_healthz_says_the_pin_is_polled_and_why(self):
+        """/healthz reports the button read by polling, with the reason, and ok."""
+        body = json.loads(self.fetch("/healthz").body)
+        assert body["button"]["mode"] == "poll"
+        assert body["button"]["poll_reason"] == "Failed to add edge detection"
+        assert body["button"]["ok"] is True and body["ok"] is True
