@@ -41,9 +41,13 @@ def client_main(args):
     groups = []  # per server: (viewers {fd: entry}, receipts {presses: [times]})
     for port, n in zip(args.ports, args.counts):
         receipts = {}
-        viewers, failed = client.open_viewers(port, n, 200, ep, receipts)
+        opening = select.epoll()  # client.open_viewers serves every fd of the epoll it is given
+        viewers, failed = client.open_viewers(port, n, 200, opening, receipts)
+        opening.close()
         if failed:
             raise SystemExit(f"{failed} viewers failed to connect to {port}")
+        for fd in viewers:
+            ep.register(fd, select.EPOLLIN)
         groups.append((viewers, receipts))
     owner = {fd: g for g in groups for fd in g[0]}
     print("READY", flush=True)
