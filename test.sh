@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every test. Installs (as root, with apt) what the tests start for real: Debian's Chromium
-# for the browser tests, redis-server and mosquitto for the shared store and MQTT, shellcheck for
-# the install scripts; makes the venv and installs the test tools; then runs pytest. Extra
-# arguments go to pytest. TORNADO=6.1 runs the same tests on that Tornado (in .venv-tornado-6.1).
+# for the browser tests, redis-server and mosquitto for the shared store and MQTT, shellcheck,
+# systemd-analyze and desktop-file-validate for the deploy/ files; makes the venv and installs
+# the test tools; then runs pytest. Extra arguments go to pytest. TORNADO=6.1 runs the same tests on that Tornado (in .venv-tornado-6.1).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -12,6 +12,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -q

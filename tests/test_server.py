@@ -24,10 +24,6 @@ class ServerTestCase(AsyncHTTPTestCase):
     ping_timeout = 10.0
     throttle = None  # api.Throttle: None = make_app's own
 
-    def runTest(self):
-        """Not a test: pytest builds each TestCase class once as Class("runTest"), and Tornado
-        6.1's AsyncTestCase.__init__ fails unless the named method exists."""
-
     def setUp(self):
         self.tmp = __import__("tempfile").mkdtemp()
         self.repository = Repository(os.path.join(self.tmp, "counter.db"), goal=3,
