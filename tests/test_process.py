@@ -100,7 +100,7 @@ def test_keyboard_enter_is_a_press(tmp_path):
     """With --button=keyboard each line on standard input is a press."""
     server = ServerProcess(str(tmp_path / "c.db"), "--button=keyboard", stdin=subprocess.PIPE).start()
     try:
-        from tornado.ioloop import IOLoop
+        import asyncio
         from tornado.websocket import websocket_connect
         import json
 
@@ -112,7 +112,7 @@ def test_keyboard_enter_is_a_press(tmp_path):
             second = json.loads(await ws.read_message())
             ws.close()
             return first, second
-        first, second = IOLoop.current().run_sync(press_and_read, timeout=10)
+        first, second = asyncio.run(asyncio.wait_for(press_and_read(), timeout=10))
         assert (first["count"], second["count"], second["event"]) == (20, 19, "press")
     finally:
         server.stop()

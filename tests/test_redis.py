@@ -354,11 +354,21 @@ def test_lost_subscription_is_made_again_and_resyncs(redis_server, tmp_path):
             RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "2.db")) as other:
         heard = Heard()
         store.listen(heard)
+        other_cut, other_back = threading.Event(), threading.Event()
+
+        def other_live(live):  # the other store loses its subscription too, then has it back
+            if not live:
+                other_cut.set()
+            elif other_cut.is_set():
+                other_back.set()
+        other.on_live(other_live)
         client = redis_server.client()
         client.hset("k:state", mapping={"count": 1, "version": 40})  # a change nobody published
         client.client_kill_filter(_type="pubsub")
         heard.wait_for(lambda c: c.state.count == 1, timeout=10)
-        # And it still follows: a later press is heard in order.
+        # And it still follows: a later press (once the other store has its subscription back)
+        # is heard in order.
+        assert other_back.wait(10)
         other.press(source="api")
         assert heard.wait_for(lambda c: c.event == "press", timeout=10).state.count == 0
 

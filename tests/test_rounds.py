@@ -232,8 +232,19 @@ def test_the_armed_timer_starts_the_round_at_the_boundary(store, clock, kind, be
         # From here the clock follows the IOLoop's, sped up so that the minute takes 6 ms.
         base, started = clock.now, loop.time()
         schedule.clock = lambda: base + datetime.timedelta(seconds=(loop.time() - started) * 10_000)
+        # The change is heard from the store's thread before check() arms the next
+        # boundary: wait for that arming too, else stop() would cut it off.
+        rearmed = asyncio.get_running_loop().create_future()
+        arm = schedule._arm
+
+        def arm_and_tell(delay):
+            arm(delay)
+            if schedule.next_boundary > at(boundary) and not rearmed.done():
+                rearmed.set_result(None)
+        schedule._arm = arm_and_tell
         schedule._arm(schedule.delay / 10_000)
         change = await asyncio.wait_for(heard, 5)
+        await asyncio.wait_for(rearmed, 5)
         schedule.stop()
         return change, schedule
     change, schedule = run(body)

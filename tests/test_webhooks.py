@@ -27,12 +27,13 @@ class Receiver:
         self.attempts = []  # every body received, answered or not
         self.accepted = []  # bodies answered 2xx
         self.hang = hang
-        self.changed = Condition()
-        self.never = Event()
         self.sock, self.port = bind_unused_port()
         self.server = None
 
     def start(self):
+        """Serve on the current IOLoop (Tornado 6.1 binds a Condition to the loop current at its birth)."""
+        self.changed = Condition()
+        self.never = Event()
         receiver = self
 
         class Hook(tornado.web.RequestHandler):
@@ -66,8 +67,8 @@ class Receiver:
                 raise AssertionError("receiver condition not met in %ss: %r" % (timeout, self.attempts))
 
     def stop(self):
-        self.never.set()
         if self.server is not None:
+            self.never.set()
             self.server.stop()
 
 
