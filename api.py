@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 import time
-from typing import Callable, Deque, Dict, Optional
+from typing import Callable, Deque, Dict, List, Optional
 
 import tornado.web
 from tornado.ioloop import IOLoop
@@ -23,6 +23,7 @@ log = logging.getLogger("button.api")
 
 MAX_API_BODY = 4096  # bytes; a real body is a few dozen
 MAX_READ_BODY = 1024 * 1024  # bytes read (and dropped) to answer 413 in words; more: cut off
+NO_TORNADO_LIMIT = 1 << 62  # Tornado's own body limit, set out of reach: JsonHandler cuts first
 
 
 class ApiError(tornado.web.HTTPError):
@@ -79,8 +80,14 @@ class Throttle:
             failures.popleft()
 
 
+@tornado.web.stream_request_body
 class JsonHandler(tornado.web.RequestHandler):
-    """Base of the JSON routes: one error shape, no caching, 405 for methods a route lacks."""
+    """Base of the JSON routes: one error shape, no caching, 405 for methods a route lacks.
+
+    The body is streamed so that its limits are ours, on every route: a body up to
+    MAX_API_BODY is kept, one past it gets 413 in words (read and dropped up to
+    MAX_READ_BODY, so that the client can read the answer), never Tornado's bare 400.
+    """
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -97,6 +104,27 @@ class JsonHandler(tornado.web.RequestHandler):
         if self.request.method not in self.allowed_methods():
             raise ApiError(405, f"{self.request.method} is not allowed here",
                            {"Allow": ", ".join(self.allowed_methods())})
+        self.check_access()
+        self.chunks: List[bytes] = []
+        self.received = 0
+        # data_received cuts a body off at MAX_READ_BODY itself, with an answer in words.
+        self.request.connection.set_max_body_size(NO_TORNADO_LIMIT)
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_API_BODY:
+            raise ApiError(413, f"body larger than {MAX_API_BODY} bytes")
+
+    def check_access(self) -> None:
+        """Raise ApiError unless this request may go on (after the method check, before the body)."""
+
+    def data_received(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.received <= MAX_API_BODY:
+            self.chunks.append(chunk)
+        elif self.received > MAX_READ_BODY and not self._finished:
+            # A chunked body that goes on and on: answer now; Tornado then closes the
+            # connection instead of reading the rest.
+            self.set_status(413)
+            self.finish({"error": f"body larger than {MAX_API_BODY} bytes"})
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -124,28 +152,12 @@ class CountReader(JsonHandler):
         return body
 
 
-@tornado.web.stream_request_body
 class WriteHandler(CountReader):
     """A route that writes: the bearer token first, then a small JSON body, then the store."""
 
-    def prepare(self) -> None:
-        super().prepare()
-        self.chunks = []
-        self.received = 0
-        if self.request.method in ("GET", "HEAD"):
-            return
-        self.authorize()
-        # Read a body up to MAX_READ_BODY (dropping what passes MAX_API_BODY), so that a
-        # large one still gets 413 in words rather than a cut connection.
-        self.request.connection.set_max_body_size(MAX_READ_BODY)
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > MAX_API_BODY:
-            raise ApiError(413, f"body larger than {MAX_API_BODY} bytes")
-
-    def data_received(self, chunk: bytes) -> None:
-        self.received += len(chunk)
-        if self.received <= MAX_API_BODY:
-            self.chunks.append(chunk)
+    def check_access(self) -> None:
+        if self.request.method not in ("GET", "HEAD"):
+            self.authorize()
 
     def authorize(self) -> None:
         """Raise unless the request carries the configured bearer token (429 after many wrong ones)."""

@@ -1,5 +1,6 @@
 """The HTTP edges: only the contract's methods per route, one JSON error shape, big bodies, token guessing."""
 import json
+import select
 import socket
 
 from tornado.httpclient import HTTPClientError
@@ -59,16 +60,44 @@ class BodySizeTest(ServerTestCase):
                 assert "larger" in answer["error"]
         assert self.repository.state().count == 3
 
-    def test_chunked_body_too_large_gets_413(self):
-        """A chunked body (no Content-Length) past the limit also gets 413 in JSON."""
+    def test_large_bodies_on_reading_routes_get_413_in_json(self):
+        """A 200 KB body sent to a GET route (/healthz, /api/count, history, rounds, metrics) gets 413 in JSON."""
+        body = b"a" * 200_000
+        for path in ("/healthz", "/api/count", "/api/history", "/api/history.csv", "/api/rounds", "/metrics"):
+            with ExpectLog("tornado.access", ".*", required=False):
+                r = self.fetch(path, method="GET", body=body, raise_error=False, allow_nonstandard_methods=True)
+            assert r.code == 413, (path, r.code, r.body[:80])
+            assert r.headers["Content-Type"].startswith("application/json"), path
+            assert "larger" in json.loads(r.body)["error"], path
+
+    def chunked_press(self, chunks):
+        """POST /api/press with a chunked body sent as ``chunks`` (a list of chunk lengths); the raw answer.
+
+        Sending stops as soon as the server answers, as a real client's would.
+        """
         port = self.get_http_port()
 
         def raw():
             with socket.create_connection(("127.0.0.1", port)) as s:
                 s.sendall(b"POST /api/press HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
                           + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
-                chunk = b"a" * 8000
-                s.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk))
+                try:
+                    for length in chunks:
+                        if select.select([s], [], [], 0)[0]:
+                            break  # answered already
+                        s.sendall(b"%x\r\n" % length)
+                        for start in range(0, length, 65536):
+                            s.sendall(b"a" * min(65536, length - start))
+                            if select.select([s], [], [], 0)[0]:
+                                break
+                        else:
+                            s.sendall(b"\r\n")
+                            continue
+                        break
+                    else:
+                        s.sendall(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the server answered and closed while the body was still coming
                 data = b""
                 while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
                     part = s.recv(65536)
@@ -80,8 +109,14 @@ class BodySizeTest(ServerTestCase):
         with ExpectLog("tornado.access", ".*", required=False):
             data = self.io_loop.run_sync(lambda: self.io_loop.run_in_executor(None, raw))
         head, _, body = data.partition(b"\r\n\r\n")
-        assert b" 413 " in head.split(b"\r\n")[0]
-        assert "larger" in json.loads(body)["error"]
+        return head.split(b"\r\n")[0], json.loads(body)
+
+    def test_chunked_body_too_large_gets_413(self):
+        """A chunked body (no Content-Length) past the limit gets 413 in JSON: 8 KB, 3 MB in chunks, one 50 MB chunk."""
+        for chunks in ([8000], [256 * 1024] * 12, [50 * 1024 * 1024]):
+            status, answer = self.chunked_press(chunks)
+            assert b" 413 " in status, (chunks[:1], status)
+            assert "larger" in answer["error"]
         assert self.repository.state().count == 3
 
 
