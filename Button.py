@@ -161,7 +161,6 @@ class GpioButton:
             raise
 
     def _retry_forever(self, on_press: Callable[[], None]) -> None:
-        failures = 0
         while not self._stopping:
             try:
                 if self.mode == "poll":
@@ -169,31 +168,44 @@ class GpioButton:
                 else:
                     self._watch(on_press)
             except Exception as e:  # any GPIO fault: report it, then set the pin up again
-                message = f"{type(e).__name__}: {e}"
-                if message != self._error:
-                    log.error("GPIO pin %s failed, retrying: %s", self.pin, message)
-                self._error = message
-                delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
-                failures += 1
-                with self._cond:
-                    self._cond.wait_for(lambda: self._stopping, timeout=delay)
-                if self._stopping:
-                    break
-                try:
-                    self._gpio.remove_event_detect(self.pin)
-                except Exception:  # the pin may not have detection to remove
-                    pass
-                try:
-                    self.open()
-                except ButtonError as e2:
-                    self._error = str(e2)
-                    continue
+                self._report(f"{type(e).__name__}: {e}")
+                if not self._reopen():
+                    return
                 log.info("GPIO pin %s works again", self.pin)
                 self._error = None
-                failures = 0
                 with self._cond:
                     self._settled = True
                     self._cond.notify_all()
+
+    def _report(self, message: str) -> None:
+        if message != self._error:
+            log.error("GPIO pin %s failed, retrying: %s", self.pin, message)
+        self._error = message
+
+    def _reopen(self) -> bool:
+        """Set the pin up again, with backoff, until it works (True) or the button stops (False).
+
+        Watching or polling a pin that failed to open would wait for ever on nothing, so
+        nothing else runs until open() succeeds.
+        """
+        failures = 0
+        while True:
+            delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+            failures += 1
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping, timeout=delay)
+            if self._stopping:
+                return False
+            try:
+                self._gpio.remove_event_detect(self.pin)
+            except Exception:  # the pin may not have detection to remove
+                pass
+            try:
+                self.open()
+            except ButtonError as e:
+                self._report(str(e))
+                continue
+            return True
 
     def _watch(self, on_press: Callable[[], None]) -> None:
         """Wait for edges and re-reads; return when stopping, raise on a GPIO error."""

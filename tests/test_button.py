@@ -200,6 +200,23 @@ def test_gpio_runtime_error_is_reported_and_recovered(gpio, caplog):
         assert presses.wait_for(1)
 
 
+def test_gpio_setup_failing_again_on_recovery_is_retried(gpio, caplog):
+    """When setting the pin up again fails too, the thread keeps retrying (not waiting on a dead pin) and presses count after."""
+    presses = Presses()
+    with running(GpioButton(gpio=gpio, retry_delays=(0.01,)), presses) as b:
+        gpio.fail_next("input", RuntimeError("gpio chip gone"))
+        gpio.fail_next("setup", RuntimeError("pin busy"), times=2)
+        with caplog.at_level(logging.INFO, logger="button"):
+            gpio.drive_low(11)  # the read after this edge fails, then setup fails twice
+            assert b.wait_settled(3)
+        assert "pin busy" in caplog.text and "GPIO pin 11 works again" in caplog.text
+        assert b.health()["ok"]
+        gpio.drive_high(11)
+        assert b.wait_settled(2)
+        gpio.drive_low(11)
+        assert presses.wait_for(1)
+
+
 def test_gpio_error_shows_in_health_until_recovered(gpio):
     """While the pin cannot be set up again, health() says so with the reason."""
     with running(GpioButton(gpio=gpio, retry_delays=(30.0,)), lambda: None) as b:
