@@ -120,9 +120,12 @@ return cjson.encode(current())
 """
 
 # KEYS[4] = P:applied:<uuid> (unused without one). ARGV[6] = source, ARGV[7] = note or "",
-# ARGV[8] = the press's uuid or "".
+# ARGV[8] = the press's uuid or "", ARGV[9] = seconds to remember the uuid, ARGV[10] = when
+# the button was pressed ("" = now; a press kept in an outbox has its own time in the log).
 LUA_PRESS = LUA_PRELUDE + r"""
 local source, note, uid = ARGV[6], ARGV[7], ARGV[8]
+local pressed_at = at
+if ARGV[10] ~= '' then pressed_at = ARGV[10] end
 if uid ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   local msg = current()
   msg.duplicate = true
@@ -152,7 +155,7 @@ end
 redis.call('HSET', state_key, 'count', after)
 redis.call('HINCRBY', state_key, 'presses', 1)
 local id = redis.call('HINCRBY', state_key, 'last_press', 1)
-local p = {at = at, source = source, before = count, after = after, round = round_id, undone = false}
+local p = {at = pressed_at, source = source, before = count, after = after, round = round_id, undone = false}
 if note ~= '' then p.note = note end
 redis.call('HSET', presses_key, id, cjson.encode(p))
 if uid ~= '' then redis.call('SET', KEYS[4], id, 'EX', tonumber(ARGV[9])) end
@@ -416,10 +419,13 @@ class RedisStore:
             self._delay = BACKOFF[0]
             self._set_live(True)
             self._connected.set()
+            await self._drain()  # presses kept between the drain above and going live
             while not self._closing:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None and message.get("type") == "message":
                     await self._heard(json.loads(message["data"]))
+                if self.outbox and self.outbox.pending:
+                    await self._drain_again()
         finally:
             try:
                 await (pubsub.aclose() if hasattr(pubsub, "aclose") else pubsub.reset())
@@ -518,14 +524,35 @@ class RedisStore:
         if not self.outbox:
             return stored
         async with self._drain_lock:
+            # The presses waiting now; one kept meanwhile is stored by the next drain (the
+            # follow loop drains again while any wait).
             for uid, at, source, note in self.outbox.waiting():
                 reply = json.loads(await self._call(
-                    "press", (source, note or "", uid, APPLIED_DAYS * 86400), applied=uid))
+                    "press", (source, note or "", uid, APPLIED_DAYS * 86400, at), applied=uid))
                 self.outbox.done(uid)
                 if reply.get("duplicate"):
                     log.info("a kept button press (%s) was already stored", uid)
                 stored[uid] = self._remember(reply)
         return stored
+
+    async def _drain_again(self) -> None:
+        """Retry presses still kept while connected (Redis refused them, e.g. out of memory); a lost
+        connection raises, as in the follow loop."""
+        from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            await self._drain()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            raise
+        except RedisError as e:
+            if self._delay == BACKOFF[0]:  # once per refusal, not at every retry
+                log.warning("%d button press(es) kept on disk: Redis at %s refused them (%s); retrying",
+                            self.outbox.pending, self.where, e)
+            await asyncio.sleep(self._delay)
+            self._delay = min(self._delay * 2, BACKOFF[1])
+        else:
+            self._delay = BACKOFF[0]
 
     # -- any thread ---------------------------------------------------------------------
 
@@ -601,7 +628,7 @@ class RedisStore:
                 log.warning("button press kept on disk until Redis at %s is back (%d waiting)",
                             self.where, self.outbox.pending)
             return self.state()
-        reply = self._write("press", "store a press", (source, note or "", "", 0))
+        reply = self._write("press", "store a press", (source, note or "", "", 0, ""))
         return self._remember(reply)
 
     def undo(self) -> State:

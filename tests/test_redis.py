@@ -228,25 +228,65 @@ async def until_health(server: ServerProcess, predicate, timeout: float = 10.0) 
         await asyncio.sleep(0.05)
 
 
-def test_button_press_kept_through_a_server_restart_lands_once(redis_server, servers):
-    """A button press made while Redis is down survives a restart of the server and is stored once."""
+def test_button_presses_kept_through_a_server_restart_land_once_in_order(redis_server, servers):
+    """Button presses made while Redis is down survive a restart of the server and are stored once
+    each, oldest first, with the time they were pressed (not the time Redis got them)."""
+    import datetime
+
     a = servers(redis_server.url, "--goal=20", name="a", stdin=subprocess.PIPE)
     redis_server.kill()
 
     async def main():
         await until_health(a, lambda h: h["store"]["ok"] is False)
-        a.proc.stdin.write(b"\n")
-        a.proc.stdin.flush()
-        await until_health(a, lambda h: h["store"].get("waiting_presses") == 1)
+        for n in range(1, 4):
+            a.proc.stdin.write(b"\n")
+            a.proc.stdin.flush()
+            await until_health(a, lambda h: h["store"].get("waiting_presses") == n)
 
     asyncio.run(main())
+    pressed_by = datetime.datetime.now(datetime.timezone.utc)
     assert a.stop() == 0
     redis_server.start()
     again = servers(redis_server.url, "--goal=20", name="a")  # the same --db, so the same outbox
     asyncio.run(until_health(again, lambda h: h["store"]["ok"] and h["store"]["waiting_presses"] == 0))
     state = again.request("GET", "/api/count")[1]
-    assert (state["count"], state["presses"]) == (19, 1)
-    assert [p["source"] for p in again.request("GET", "/api/history")[1]["presses"]] == ["keyboard"]
+    assert (state["count"], state["presses"]) == (17, 3)
+    presses = again.request("GET", "/api/history")[1]["presses"]  # newest first
+    assert [(p["source"], p["count_before"], p["count_after"]) for p in presses] == [
+        ("keyboard", 18, 17), ("keyboard", 19, 18), ("keyboard", 20, 19)]
+    times = [datetime.datetime.fromisoformat(p["at"]) for p in presses]
+    assert times == sorted(times, reverse=True)
+    assert all(t < pressed_by for t in times), (times, pressed_by)
+
+
+def test_a_press_kept_while_the_outbox_drains_is_stored_too(redis_server, tmp_path):
+    """A press kept after Redis is back but before the store is live again (while it stores the
+    older ones) is stored as well, without waiting for another press or reconnect."""
+    from redis_store import RedisStore
+
+    with RedisStore(redis_server.url, key="k", goal=100, outbox_path=str(tmp_path / "1.db")) as store:
+        down = threading.Event()
+        store.on_live(lambda live: live or down.set())
+        redis_server.kill()
+        assert down.wait(5)
+        for _ in range(3):
+            store.press(source="gpio")
+        waiting = store.outbox.waiting
+        pressed_during_drain = []
+
+        def waiting_and_a_press_meanwhile():
+            rows = waiting()
+            if rows and not pressed_during_drain:  # the drain at reconnect has read the outbox
+                pressed_during_drain.append(store.press(source="gpio"))  # not live yet: kept
+            return rows
+        store.outbox.waiting = waiting_and_a_press_meanwhile
+        redis_server.start()
+        deadline = time.monotonic() + 10
+        while store.health()["waiting_presses"] or not store.health()["live"]:
+            assert time.monotonic() < deadline, "a kept press was left waiting: %s" % store.health()
+            time.sleep(0.05)  # polling to a deadline: nothing outside the store can wait on its drain
+        assert pressed_during_drain
+        assert int(redis_server.client().hget("k:state", "presses")) == 4
 
 
 def test_separate_keys_are_separate_counters(redis_server, servers):
