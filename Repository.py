@@ -333,8 +333,8 @@ class Repository:
         """Set the count, the goal and/or the title (None: unchanged; title "": the default).
 
         A goal below the count pulls the count down to it. A change of count or goal
-        ends the open round (not reached) and starts the next. Undo does not reach back
-        past any set (a title-only one too). Raises InvalidValue (nothing changed) for a count outside 0..goal, a goal
+        ends the open round (not reached) and starts the next; undo does not reach back
+        past it. A set that changes neither (the title alone) keeps the round and undo. Raises InvalidValue (nothing changed) for a count outside 0..goal, a goal
         outside 1..MAX_GOAL or a bad title.
         """
         if goal is not None:
@@ -354,7 +354,7 @@ class Repository:
                 new_count = check_count(count, new_goal)
             if (new_count, new_goal) != (old_count, old_goal):
                 self._next_round(db, at, new_count, new_goal)
-            self._raise_undo_floor(db)
+                self._raise_undo_floor(db)
             if title is not None:
                 db.execute("UPDATE counter SET title = ? WHERE id = 1", (new_title,))
             state = self._state(db)

@@ -226,6 +226,8 @@ class CountHandler(WriteHandler):
             raise ApiError(400, "give \"count\", \"goal\" and/or \"title\"")
         if "count" in body and body["count"] is None or "goal" in body and body["goal"] is None:
             raise ApiError(400, "count and goal must be whole numbers")
+        if "title" in body and body["title"] is None:
+            raise ApiError(400, 'title must be a string ("" for the default heading)')
         changes = {key: body[key] for key in ("count", "goal", "title") if key in body}
         await self.store_write(lambda: self.store.set(**changes), "set")
 

@@ -101,6 +101,7 @@ class HistoryCsvHandler(StoreReader):
 def history_csv(store, limit: int, before: Optional[int]) -> str:
     """Up to ``limit`` presses below ``before`` as CSV text, read a page at a time. Runs in an executor thread."""
     out = io.StringIO()
+    out.write("\ufeff")  # a byte order mark: Excel then reads the file as UTF-8 (notes with é, ☕)
     writer = csv.writer(out)  # RFC 4180: quoted where needed, CRLF line ends
     writer.writerow(CSV_COLUMNS)
     left = limit

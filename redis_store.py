@@ -204,8 +204,10 @@ if ARGV[6] ~= '' then
   count = tonumber(ARGV[6])
   if count > goal then return cjson.encode({too_big = true, goal = goal}) end
 end
-if count ~= old_count or goal ~= old_goal then next_round(count, goal) end
-redis.call('HSET', state_key, 'floor', get('last_press'))
+if count ~= old_count or goal ~= old_goal then
+  next_round(count, goal)
+  redis.call('HSET', state_key, 'floor', get('last_press'))
+end
 if ARGV[8] == 'clear' then redis.call('HDEL', state_key, 'title') end
 if ARGV[8] == 'set' then redis.call('HSET', state_key, 'title', ARGV[9]) end
 return finish('set')

@@ -96,8 +96,13 @@ def check_count(count: object, goal: Optional[int] = None) -> int:
     return count
 
 
+# Format characters that change how the text around them shows (direction overrides and
+# isolates, line and paragraph separators); the joiners emoji and scripts need stay allowed.
+LAYOUT_CONTROLS = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text)
+    return any(ch in LAYOUT_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs", "Co") for ch in text)
 
 
 def check_title(title: object) -> Optional[str]:

@@ -146,15 +146,15 @@ class CsvTest(HistoryApiTestCase):
     def get_csv(self, query=""):
         response = self.fetch("/api/history.csv" + query)
         assert response.code == 200
-        return response, list(csv.reader(io.StringIO(response.body.decode("utf-8"), newline="")))
+        return response, list(csv.reader(io.StringIO(response.body.decode("utf-8-sig"), newline="")))
 
     def test_csv_is_a_download_with_a_header_line(self):
-        """The CSV is text/csv in UTF-8, an attachment named the-button-history.csv, header line first."""
+        """The CSV is text/csv in UTF-8 with a byte order mark (for Excel), an attachment, header line first."""
         self.press("Café ☕")
         response, rows = self.get_csv()
         assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
         assert response.headers["Content-Disposition"] == 'attachment; filename="the-button-history.csv"'
-        assert response.body.startswith(b"id,at,source,count_before,count_after,undone,note\r\n")
+        assert response.body.startswith("\ufeffid,at,source,count_before,count_after,undone,note\r\n".encode())
         assert rows[0] == ["id", "at", "source", "count_before", "count_after", "undone", "note"]
         (_, _, source, before, after, undone, note), = rows[1:]
         assert (source, before, after, undone, note) == ("api", "3", "2", "false", "Café ☕")
@@ -288,13 +288,23 @@ class NoteTest(HistoryApiTestCase):
     def test_bad_note_is_400_and_changes_nothing(self):
         """A note of 101 characters, with control characters, or not a string: 400 JSON, no press stored."""
         self.press("fine")
-        for note in ["x" * 101, "a\x00b", "tab\there", "new\nline", "\u202eevil", 7, ["x"], {"a": 1}, True]:
+        for note in ["x" * 101, "a\x00b", "tab\there", "new\nline", "\u202eevil", "a\u2028b", "\u2066x",
+                     7, ["x"], {"a": 1}, True]:
             code, body = self.api("POST", "/api/press", {"note": note})
             self.assert_error(code, body, 400)
             assert "note" in body["error"], note
         state = self.repository.state()
         assert (state.count, state.presses) == (2, 1)
         assert len(self.api("GET", "/api/history", headers={})[1]["presses"]) == 1
+
+    def test_notes_with_joiners_and_soft_hyphens_are_accepted(self):
+        """Emoji joined by a zero-width joiner, a Persian zero-width non-joiner and a soft hyphen are text, not controls."""
+        notes = ["\U0001f469\u200d\U0001f4bb Acme", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "Super\u00adcalifragilistic"]
+        for note in notes:
+            code, body = self.api("POST", "/api/press", {"note": note})
+            assert code == 200, (note, body)
+        presses = self.api("GET", "/api/history", headers={})[1]["presses"]
+        assert [p["note"] for p in presses] == notes[::-1]
 
     def test_note_of_100_characters_and_blank_note_are_accepted(self):
         """100 characters (after trimming) is the longest note; a blank note is a press without one."""
@@ -333,7 +343,7 @@ class TitleTest(HistoryApiTestCase):
     def test_bad_title_is_400_and_changes_nothing(self):
         """A title of 81 characters, with control characters, or not a string: 400, count and title unchanged."""
         self.api("PUT", "/api/count", {"title": "Kept"})
-        for title in ["t" * 81, "bell\x07", 5, ["x"]]:
+        for title in ["t" * 81, "bell\x07", 5, ["x"], None, "a\u2028b"]:
             code, body = self.api("PUT", "/api/count", {"title": title, "count": 1})
             self.assert_error(code, body, 400)
             assert "title" in body["error"], title

@@ -50,9 +50,10 @@ def test_repository_matches_a_simple_model(goal, ops):
                     assert not valid
                 else:
                     assert valid
-                    model_goal = g
-                    count = min(count, g) if new_count is None else new_count
-                    stack = []
+                    new = min(count, g) if new_count is None else new_count
+                    if (new, g) != (count, model_goal):
+                        stack = []  # undo stops at a set that changed something
+                    model_goal, count = g, new
                     assert (state.count, state.goal) == (count, model_goal)
             state = repo.state()
             assert 0 <= state.count <= state.goal

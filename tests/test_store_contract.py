@@ -239,14 +239,24 @@ def test_undo_with_nothing_to_undo_raises(make_store):
     assert store.state().count == 5
 
 
-def test_undo_stops_at_a_set(make_store):
-    """Undo does not reach back past a set, a title-only one too."""
+def test_undo_stops_at_a_set_of_the_count_or_goal(make_store):
+    """Undo does not reach back past a set that changed the count or the goal."""
+    for change in ({"count": 3}, {"goal": 9}):
+        store = make_store(goal=5)
+        store.press(source="api")
+        store.set(**change)
+        with pytest.raises(NothingToUndo):
+            store.undo()
+
+
+def test_undo_reaches_past_a_set_of_the_title_alone(make_store):
+    """Renaming (or a set that changes nothing) keeps the latest press undoable."""
     store = make_store(goal=5)
     store.press(source="api")
     store.set(title="Q3")
-    with pytest.raises(NothingToUndo):
-        store.undo()
-    assert store.state().count == 4
+    store.set(count=4)
+    assert store.undo().count == 5
+    assert store.state().title == "Q3"
 
 
 def test_undo_stops_at_a_new_round(make_store):
