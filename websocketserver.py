@@ -49,7 +49,7 @@ define("pull", default="up", help="up: button wired to ground, pressed = LOW; do
 define("admin_token", default=None, help="bearer token for the write API (default: env BUTTON_ADMIN_TOKEN); unset = write API disabled")
 define("title", default=None, help='page heading when none was set through the API or /admin (default: "Countdown to <goal>")')
 define("max_connections", default=1000, type=int, help="most WebSocket viewers at once; more are refused with 503")
-define("ping_interval", default=20.0, type=float, help="seconds between heartbeats to each page (and pings); a page that hears nothing for 1.25x this reconnects")
+define("ping_interval", default=20.0, type=float, help="seconds (more than 0, at most 24) between heartbeats to each page (and pings); a page that hears nothing for 1.25x this reconnects, so within 30 s")
 define("night", default="", help='local hours when pages dim, e.g. "19:00-07:00"; "" = never (the count always stays visible)')
 define("round", default="none", help="none, daily, weekly (from Monday) or monthly: a new round (count = goal) starts at each period, local time")
 define("webhook", default="", help="URL(s), comma-separated, that get a JSON POST after each change (Slack/Teams incoming webhooks); \"\" = off")
@@ -434,6 +434,7 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+MAX_PING_INTERVAL = 24.0  # seconds; x 1.25 (the page's patience) is 30 s
 NIGHT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 ROUNDS = ("none", "daily", "weekly", "monthly")
 
@@ -452,14 +453,15 @@ def open_store(goal: int):
 async def serve(store, button, token: Optional[str]) -> None:
     """Wire the change path, listen, run the button, and return after SIGTERM or SIGINT."""
     loop = IOLoop.current()
-    feed = Feed(store.state(), title=options.title, max_connections=options.max_connections,
-                night=options.night)
     changes = Changes(loop)
     closers: List[Callable[[], object]] = []
     # The one path: every committed change (ours, or another server's through Redis)
-    # reaches the IOLoop once, then each listener in turn.
-    changes.listen(feed.on_change)
+    # reaches the IOLoop once, then each listener in turn. The store is heard before its
+    # state is read, so that no change falls between the two (the feed skips older ones).
     store.listen(changes.publish)
+    feed = Feed(store.state(), title=options.title, max_connections=options.max_connections,
+                night=options.night)
+    changes.listen(feed.on_change)
     if hasattr(store, "on_live"):
         store.on_live(lambda live: loop.add_callback(feed.set_live, live))
     from metrics import Metrics
@@ -556,8 +558,9 @@ def _check_options() -> Optional[str]:
         return f"--pull must be one of {', '.join(PULLS)}, not {options.pull!r}"
     if options.max_connections < 1:
         return "--max-connections must be at least 1"
-    if not options.ping_interval >= 0:
-        return "--ping-interval must be 0 (off) or more seconds"
+    if not 0 < options.ping_interval <= MAX_PING_INTERVAL:
+        # A page gives up after 1.25 heartbeats: past 24 s it would not notice a dead server within 30 s.
+        return f"--ping-interval must be more than 0 and at most {MAX_PING_INTERVAL:g} seconds"
     if options.night and not NIGHT_RE.match(options.night):
         return f"--night must look like 19:00-07:00, not {options.night!r}"
     if options.round not in ROUNDS:

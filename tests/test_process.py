@@ -55,6 +55,10 @@ def test_gpio_required_without_gpio_exits(tmp_path):
     (["--goal=0"], "goal"),
     (["--port=notanumber"], "port"),
     (["--no-such-option=1"], "no-such-option"),
+    (["--ping-interval=30"], "--ping-interval"),
+    (["--ping-interval=0"], "--ping-interval"),
+    (["--night=late"], "--night"),
+    (["--round=yearly"], "--round"),
 ])
 def test_bad_options_exit_with_clear_error(tmp_path, args, words):
     """Bad option values are refused with a one-line error."""
