@@ -88,6 +88,10 @@
   let noteTimer = null;
   function showNote(text) {
     noteEl.textContent = text.slice(0, 140);
+    // Smaller type for longer notes, so that up to 100 characters show whole under the count.
+    const length = Array.from(noteEl.textContent).length;
+    noteEl.classList.toggle("medium", length > 30 && length <= 60);
+    noteEl.classList.toggle("long", length > 60);
     noteEl.hidden = false;
     noteEl.classList.remove("pop");
     void noteEl.offsetWidth; // restart the animation for a note that follows another

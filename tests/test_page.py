@@ -572,13 +572,36 @@ def test_horn_resumes_audio_the_browser_suspended(watched):
     expect(w.page.locator("body")).to_have_attribute("data-sound", "on")
 
 
+def test_countdown_page_weighs_under_50_kb(browser, server):
+    """Everything the countdown page loads (HTML, script, styles, icons) adds up to under 50 KB."""
+    context = browser.new_context()
+    w = Watched(context, server)
+    sizes = {}
+
+    def on_response(response):
+        if response.url.startswith(server.url):
+            sizes[response.url] = len(response.body())
+    w.page.on("response", on_response)
+    w.open(sound=False)
+    w.page.wait_for_load_state("networkidle")
+    assert any(url.endswith(".js") or ".js?" in url for url in sizes), sizes
+    assert sum(sizes.values()) < 50_000, sizes
+    context.close()
+
+
+LONGEST_NOTE = ("Acme Corp renewed for three more years: thank you Dana, Luis and the whole "
+                "support team in Lyon!!")
+
+
 @pytest.mark.parametrize("name, width, height", [("tv", 1920, 1080), ("phone", 390, 844)])
-def test_note_shows_big_as_text_with_the_horn(browser, server, name, width, height):
-    """A press's note shows big, literally (markup stays text), with the horn, and goes after a few seconds."""
+@pytest.mark.parametrize("note, smallest", [("<b>x</b> & Acme Corp", 0.07), (LONGEST_NOTE, 0.04)])
+def test_note_shows_big_as_text_with_the_horn(browser, server, name, width, height, note, smallest):
+    """A press's note shows big, literally (markup stays text), whole (even at 100 characters) and
+    under the count, with the horn, and goes after a few seconds."""
+    assert len(note) <= 100
     context = browser.new_context(viewport={"width": width, "height": height})
     w = Watched(context, server)
     w.open()
-    note = "<b>x</b> & Acme Corp"
     assert w.server.request("POST", "/api/press", {"note": note})[0] == 200
     shown = w.page.locator("#note")
     expect(shown).to_be_visible()
@@ -586,13 +609,14 @@ def test_note_shows_big_as_text_with_the_horn(browser, server, name, width, heig
     assert shown.locator("b").count() == 0
     w.wait_horns(1)
     size = float(shown.evaluate("el => getComputedStyle(el).fontSize").rstrip("px"))
-    assert size >= 0.07 * min(width, height)  # readable across a room
+    assert size >= smallest * min(width, height)  # readable across a room
+    assert shown.evaluate("el => el.scrollHeight <= el.clientHeight + 1")  # nothing cut off
     box = shown.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width
     count = w.page.locator("#count").bounding_box()
     assert box["y"] >= count["y"] + count["height"] * 0.9  # the count stays readable under it
     expect(shown).to_have_css("opacity", "1")  # its entrance animation over
-    w.page.screenshot(path=os.path.join(_artifacts(), "note-%s-%dx%d.png" % (name, width, height)))
+    w.page.screenshot(path=os.path.join(_artifacts(), "note-%d-%s-%dx%d.png" % (len(note), name, width, height)))
     expect(shown).to_be_hidden(timeout=10000)
     assert w.page.locator("#count").inner_text() == "19"
     w.check_clean()
