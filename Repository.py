@@ -14,7 +14,6 @@ started, so that undo can put the round back as it was.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import sqlite3
 import threading
@@ -37,6 +36,7 @@ from store import (  # noqa: F401 - re-exported: callers import the errors from 
     check_title,
     is_int,
     now_iso,
+    parse_time,
 )
 
 # "BUTN" as a big-endian 32-bit integer: marks a file as ours (PRAGMA application_id).
@@ -370,13 +370,13 @@ class Repository:
         """
         since_at = None
         if since is not None:
-            since_at = _parse_time(since, "since")
+            since_at = parse_time(since, "since")
             # Stored times have milliseconds: compare at that precision.
             since_at = since_at.replace(microsecond=since_at.microsecond // 1000 * 1000)
         with self._write("start a new round"), self._transaction() as db:
             if since_at is not None:
                 row = db.execute("SELECT started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
-                if row is not None and _parse_time(row[0], "started") >= since_at:
+                if row is not None and parse_time(row[0], "started") >= since_at:
                     return None
             at = _now()
             (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
@@ -452,18 +452,6 @@ class _WriteErrors:
         if exc_type is None:
             self.repository._error = None
         return False
-
-
-def _parse_time(text: str, what: str) -> datetime.datetime:
-    """An ISO-8601 time with its UTC offset, as an aware datetime; InvalidValue otherwise."""
-    try:
-        # Python 3.9's fromisoformat does not read a trailing "Z".
-        parsed = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except (TypeError, ValueError, AttributeError):
-        raise InvalidValue(f"{what} must be an ISO-8601 time with its UTC offset") from None
-    if parsed.utcoffset() is None:
-        raise InvalidValue(f"{what} must be an ISO-8601 time with its UTC offset")
-    return parsed
 
 
 def default_path() -> str:

@@ -5,7 +5,7 @@ event loop in its own thread ("redis-store"), with redis-py's asyncio client; th
 methods are synchronous and thread-safe (the button thread and Tornado's executor
 threads call them and wait on the store's loop), so the IOLoop never waits on Redis.
 
-Every write (a press with its wrap, an undo, a set, a new round) is one Lua script:
+Every write (a press with its wrap, an undo, a set, a new round) is one Lua script (redis_scripts.py):
 read, change, append to the press log, keep the rounds, bump a version and PUBLISH the
 change, all in one atomic step. Listeners hear every change, this server's and the
 others', from the subscription alone (store.py's one path), in version order; a gap in
@@ -20,7 +20,7 @@ press id -> JSON; ids count up from 1 with no gaps, so history pages by id),
 ``P:changes``.
 
 Physical presses (source "gpio" or "keyboard") are first committed to a local SQLite
-outbox, then stored in Redis by their uuid, in order, exactly once (the script skips an
+outbox (redis_outbox.py), then stored in Redis by their uuid, in order, exactly once (the script skips an
 id it has already applied), whenever Redis can be reached: at once, or after an outage,
 or after a restart of this server.
 """
@@ -32,7 +32,6 @@ import datetime
 import json
 import logging
 import random
-import sqlite3
 import threading
 import time
 import urllib.parse
@@ -51,7 +50,11 @@ from store import (
     check_page,
     check_title,
     now_iso,
+    parse_time,
 )
+
+from redis_outbox import Outbox
+from redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
 
 log = logging.getLogger("button.redis")
 
@@ -61,197 +64,6 @@ APPLIED_DAYS = 30  # how long Redis remembers the uuid of a press from an outbox
 CONNECT_WAIT = 3.0  # seconds the constructor waits for a first connection before going on without
 BACKOFF = (0.1, 5.0)  # seconds between reconnect attempts: first, most
 
-# Shared by every script. KEYS[1] = P:state, KEYS[2] = P:presses, KEYS[3] = P:rounds.
-# ARGV[1] = the goal of an empty key, ARGV[2] = now (ISO, UTC), ARGV[3] = a fresh epoch,
-# ARGV[4] = the channel, ARGV[5] = the operation id "<server id>:<n>".
-LUA_PRELUDE = r"""
-local state_key, presses_key, rounds_key = KEYS[1], KEYS[2], KEYS[3]
-local at, channel, op = ARGV[2], ARGV[4], ARGV[5]
-local function get(field) return tonumber(redis.call('HGET', state_key, field)) end
-local function round_put(id, r) redis.call('HSET', rounds_key, id, cjson.encode(r)) end
-local function round_get(id)
-  local r = redis.call('HGET', rounds_key, id)
-  if r then return cjson.decode(r) end
-  return nil
-end
-local function start_round(goal)
-  local id = redis.call('HINCRBY', state_key, 'last_round', 1)
-  round_put(id, {started = at, goal = goal, presses = 0, reached = false})
-  return id
-end
-if redis.call('EXISTS', state_key) == 0 then
-  local goal = tonumber(ARGV[1])
-  redis.call('HSET', state_key, 'count', goal, 'goal', goal, 'presses', 0, 'version', 0,
-             'epoch', ARGV[3], 'floor', 0, 'last_press', 0, 'last_round', 0)
-  start_round(goal)
-end
-local function current()
-  local s = redis.call('HMGET', state_key, 'count', 'goal', 'presses', 'title', 'version', 'epoch')
-  local state = {count = tonumber(s[1]), goal = tonumber(s[2]), presses = tonumber(s[3])}
-  if s[4] then state.title = s[4] end
-  return {state = state, version = tonumber(s[5]), epoch = s[6]}
-end
--- A set of count or goal, or a new round: the open round ends not reached, the next starts.
-local function next_round(count, goal)
-  local last = get('last_round')
-  local r = round_get(last)
-  if r and r.ended == nil then
-    r.ended = at
-    r.reached = false
-    round_put(last, r)
-  end
-  start_round(goal)
-  redis.call('HSET', state_key, 'count', count, 'goal', goal)
-end
-local function finish(event, extra)
-  redis.call('HINCRBY', state_key, 'version', 1)
-  local msg = current()
-  msg.event, msg.at, msg.op = event, at, op
-  for k, v in pairs(extra or {}) do msg[k] = v end
-  local text = cjson.encode(msg)
-  redis.call('PUBLISH', channel, text)
-  return text
-end
-"""
-
-# The state as it is (an empty key starts at the goal); writes nothing else.
-LUA_READ = LUA_PRELUDE + r"""
-return cjson.encode(current())
-"""
-
-# KEYS[4] = P:applied:<uuid> (unused without one). ARGV[6] = source, ARGV[7] = note or "",
-# ARGV[8] = the press's uuid or "", ARGV[9] = seconds to remember the uuid, ARGV[10] = when
-# the button was pressed ("" = now; a press kept in an outbox has its own time in the log).
-LUA_PRESS = LUA_PRELUDE + r"""
-local source, note, uid = ARGV[6], ARGV[7], ARGV[8]
-local pressed_at = at
-if ARGV[10] ~= '' then pressed_at = ARGV[10] end
-if uid ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
-  local msg = current()
-  msg.duplicate = true
-  return cjson.encode(msg)
-end
-local count, goal = get('count'), get('goal')
-local after, round_id
-if count <= 0 then
-  -- The wrap: this press starts the next round and counts in none.
-  after = goal
-  round_id = start_round(goal)
-else
-  after = count - 1
-  round_id = get('last_round')
-  local r = round_get(round_id)
-  if r == nil or r.ended ~= nil then
-    round_id = start_round(goal)
-    r = round_get(round_id)
-  end
-  r.presses = r.presses + 1
-  if after == 0 then
-    r.ended = at
-    r.reached = true
-  end
-  round_put(round_id, r)
-end
-redis.call('HSET', state_key, 'count', after)
-redis.call('HINCRBY', state_key, 'presses', 1)
-local id = redis.call('HINCRBY', state_key, 'last_press', 1)
-local p = {at = pressed_at, source = source, before = count, after = after, round = round_id, undone = false}
-if note ~= '' then p.note = note end
-redis.call('HSET', presses_key, id, cjson.encode(p))
-if uid ~= '' then redis.call('SET', KEYS[4], id, 'EX', tonumber(ARGV[9])) end
-local extra = {source = source}
-if note ~= '' then extra.note = note end
-return finish('press', extra)
-"""
-
-LUA_UNDO = LUA_PRELUDE + r"""
-local floor, id = get('floor'), get('last_press')
-local p
-while id > floor do
-  p = cjson.decode(redis.call('HGET', presses_key, id))
-  if not p.undone then break end
-  id = id - 1
-end
-if id <= floor then return cjson.encode({nothing = true}) end
-local r = round_get(p.round)
-if p.before == 0 then
-  -- The wrap started this round, the newest: it goes, and the one before is the newest again.
-  redis.call('HDEL', rounds_key, p.round)
-  redis.call('HINCRBY', state_key, 'last_round', -1)
-elseif r then
-  r.presses = r.presses - 1
-  if p.after == 0 then
-    r.ended = nil
-    r.reached = false
-  end
-  round_put(p.round, r)
-end
-p.undone = true
-p.undone_at = at
-redis.call('HSET', presses_key, id, cjson.encode(p))
-redis.call('HSET', state_key, 'count', math.min(p.before, get('goal')))
-redis.call('HINCRBY', state_key, 'presses', -1)
-return finish('undo')
-"""
-
-# ARGV[6] = count or "", ARGV[7] = goal or "", ARGV[8] = "keep", "clear" or "set", ARGV[9] = title.
-LUA_SET = LUA_PRELUDE + r"""
-local old_count, old_goal = get('count'), get('goal')
-local goal = old_goal
-if ARGV[7] ~= '' then goal = tonumber(ARGV[7]) end
-local count = math.min(old_count, goal)
-if ARGV[6] ~= '' then
-  count = tonumber(ARGV[6])
-  if count > goal then return cjson.encode({too_big = true, goal = goal}) end
-end
-if count ~= old_count or goal ~= old_goal then
-  next_round(count, goal)
-  redis.call('HSET', state_key, 'floor', get('last_press'))
-end
-if ARGV[8] == 'clear' then redis.call('HDEL', state_key, 'title') end
-if ARGV[8] == 'set' then redis.call('HSET', state_key, 'title', ARGV[9]) end
-return finish('set')
-"""
-
-# ARGV[6] = since (ISO, UTC, milliseconds) or "": compared as text, as every stored time is.
-LUA_ROUND = LUA_PRELUDE + r"""
-if ARGV[6] ~= '' then
-  local r = round_get(get('last_round'))
-  if r and r.started >= ARGV[6] then return cjson.encode({nothing = true}) end
-end
-local goal = get('goal')
-next_round(goal, goal)
-redis.call('HSET', state_key, 'floor', get('last_press'))
-return finish('round')
-"""
-
-# ARGV[6] = below this press id ("" = all), ARGV[7] = at most this many. Newest first: id, JSON, id, ...
-LUA_HISTORY = LUA_PRELUDE + r"""
-local top = get('last_press')
-if ARGV[6] ~= '' then top = math.min(top, tonumber(ARGV[6]) - 1) end
-local out = {}
-local id = top
-while id >= 1 and id > top - tonumber(ARGV[7]) do
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', presses_key, id)
-  id = id - 1
-end
-return out
-"""
-
-# ARGV[6] = at most this many. Newest first.
-LUA_ROUNDS = LUA_PRELUDE + r"""
-local out = {}
-local id = get('last_round')
-while id >= 1 and #out < tonumber(ARGV[6]) do
-  local r = redis.call('HGET', rounds_key, id)
-  if r then out[#out + 1] = r end
-  id = id - 1
-end
-return out
-"""
-
-
 def _redact(url: str) -> str:
     """host:port/db of a redis:// URL, without the password, for logs and /healthz."""
     parts = urllib.parse.urlsplit(url)
@@ -260,66 +72,8 @@ def _redact(url: str) -> str:
 
 def _utc_ms(text: str) -> str:
     """An ISO-8601 time with its offset as UTC text to the millisecond, like every stored time."""
-    from Repository import _parse_time  # the one reader of such times, shared with the SQLite store
-
-    parsed = _parse_time(text, "since").astimezone(datetime.timezone.utc)
+    parsed = parse_time(text, "since").astimezone(datetime.timezone.utc)
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000).isoformat(timespec="milliseconds")
-
-
-class Outbox:
-    """Physical presses waiting for Redis, in a local SQLite file, plus the last state heard.
-
-    Safe from several threads. Each press is committed (synchronous=FULL) before
-    ``add`` returns, so a power cut or a restart of the server keeps it.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                             "uid TEXT NOT NULL UNIQUE, at TEXT NOT NULL, source TEXT NOT NULL, note TEXT)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS known (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                             "state TEXT NOT NULL)")
-            self.pending = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open the outbox of button presses: {e}") from e
-
-    def add(self, at: str, source: str, note: Optional[str]) -> str:
-        uid = uuid.uuid4().hex
-        with self._lock:
-            try:
-                self._db.execute("INSERT INTO outbox (uid, at, source, note) VALUES (?, ?, ?, ?)",
-                                 (uid, at, source, note))
-            except sqlite3.Error as e:
-                raise StoreError(f"{self.path}: cannot keep a button press: {e}") from e
-            self.pending += 1
-        return uid
-
-    def waiting(self) -> List[tuple]:
-        with self._lock:
-            return self._db.execute("SELECT uid, at, source, note FROM outbox ORDER BY seq").fetchall()
-
-    def done(self, uid: str) -> None:
-        with self._lock:
-            if self._db.execute("DELETE FROM outbox WHERE uid = ?", (uid,)).rowcount:
-                self.pending -= 1
-
-    def save_known(self, known: dict) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO known (id, state) VALUES (1, ?)", (json.dumps(known),))
-
-    def load_known(self) -> Optional[dict]:
-        with self._lock:
-            row = self._db.execute("SELECT state FROM known WHERE id = 1").fetchone()
-        return json.loads(row[0]) if row else None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 class RedisStore:

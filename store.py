@@ -135,6 +135,18 @@ def check_note(note: object) -> Optional[str]:
     return note
 
 
+def parse_time(text: str, what: str) -> datetime.datetime:
+    """An ISO-8601 time with its UTC offset, as an aware datetime; InvalidValue otherwise."""
+    try:
+        # Python 3.9's fromisoformat does not read a trailing "Z".
+        parsed = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidValue(f"{what} must be an ISO-8601 time with its UTC offset") from None
+    if parsed.utcoffset() is None:
+        raise InvalidValue(f"{what} must be an ISO-8601 time with its UTC offset")
+    return parsed
+
+
 def check_page(limit: object, before: object) -> None:
     """A history page: ``limit`` from 1 to MAX_HISTORY, ``before`` None or a press id (1 or more)."""
     if not is_int(limit) or not 1 <= limit <= MAX_HISTORY:
