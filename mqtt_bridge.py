@@ -4,8 +4,9 @@ A listener on the change path (see ``Changes`` in websocketserver.py). Built on 
 2.x, whose network thread (``loop_start``) connects, reconnects with backoff and reads;
 ``publish`` only queues for that thread, so the IOLoop may call it without waiting.
 
-Threads: paho's network thread runs ``_on_connect``, ``_on_disconnect`` and
-``_on_message``, and each only hands its work to the IOLoop with ``add_callback``.
+Threads: paho's network thread runs ``_on_connect``, ``_on_connect_fail``,
+``_on_disconnect`` and ``_on_message``, and each only hands its work to the IOLoop with
+``add_callback``.
 Everything else runs on the IOLoop; a command's store write runs in the executor.
 
 Topics under ``<topic>``: ``state`` (retained JSON after every change and on every
@@ -20,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from typing import Dict, NamedTuple, Optional
+from typing import Callable, Dict, NamedTuple, Optional
 from urllib.parse import unquote, urlsplit
 
 from tornado.ioloop import IOLoop
@@ -71,13 +72,16 @@ class MqttBridge:
     """Publishes every committed change to a broker and, with ``commands``, presses from it.
 
     ``store`` is the Repository or RedisStore: commands call ``store.press(source="mqtt")``
-    and ``store.undo()`` in the executor. Call ``start(state)`` on the IOLoop; a broker
-    that is down does not block it (paho connects and reconnects in its own thread).
+    and ``store.undo()`` in the executor. ``heading`` (the Feed's ``heading``) gives the
+    state's "title" as the page shows it; without it "title" is the stored one (None for
+    the default). Call ``start(state)`` on the IOLoop; a broker that is down does not
+    block it (paho connects and reconnects in its own thread).
     """
 
     def __init__(self, url: str, store, topic: str = "the-button", discovery: str = "homeassistant",
                  commands: bool = False, loop: Optional[IOLoop] = None, min_delay: float = 1.0,
-                 max_delay: float = 60.0, keepalive: int = 30, device_name: str = "The Button") -> None:
+                 max_delay: float = 60.0, keepalive: int = 30, device_name: str = "The Button",
+                 heading: Optional[Callable[[State], str]] = None) -> None:
         import paho.mqtt.client as mqtt  # only when --mqtt is given
 
         self.mqtt = mqtt
@@ -89,9 +93,12 @@ class MqttBridge:
         self.loop = loop or IOLoop.current()
         self.node_id = node_id_of(self.topic)
         self.device_name = device_name
+        self.heading = heading
         self.state: Optional[State] = None
         self.connected = False  # as last heard on the IOLoop
         self.connects = 0  # successful connections so far (tests and logs)
+        self.connect_failures = 0  # attempts that could not reach the broker (tests and logs)
+        self.outage = False  # the broker is out of reach, and the log has said so once
         self.closing = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"the-button-{uuid.uuid4().hex[:12]}")
@@ -103,6 +110,7 @@ class MqttBridge:
         self.client.connect_timeout = 5.0
         self.keepalive = keepalive
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -136,7 +144,8 @@ class MqttBridge:
         state = self.state
         if state is None:
             return
-        body = {"count": state.count, "goal": state.goal, "presses": state.presses, "title": state.title}
+        title = self.heading(state) if self.heading else state.title
+        body = {"count": state.count, "goal": state.goal, "presses": state.presses, "title": title}
         # QoS 0: nothing queues while the link is down; every connect republishes the state.
         self.client.publish(self.t("state"), json.dumps(body), qos=0, retain=True)
 
@@ -146,7 +155,8 @@ class MqttBridge:
             return
         self.connected = True
         self.connects += 1
-        log.info("MQTT: connected to %s", self.address)
+        log.info("MQTT: connected to %s%s", self.address, " again" if self.outage else "")
+        self.outage = False
         self.client.publish(self.t("availability"), "online", qos=1, retain=True)
         for topic, config in self.discovery_configs().items():
             body = json.dumps(config) if config is not None else ""  # "" removes a config
@@ -162,7 +172,16 @@ class MqttBridge:
         # IOLoop thread.
         if self.connected and not self.closing:
             log.warning("MQTT: lost %s (%s); reconnecting with backoff", self.address, reason)
+            self.outage = True  # said once: the failed attempts that follow are the same outage
         self.connected = False
+
+    def _connect_failed(self) -> None:
+        # IOLoop thread, after paho's thread could not reach the broker (refused, no route, timeout).
+        self.connect_failures += 1
+        if self.closing or self.outage:
+            return
+        self.outage = True
+        log.warning("MQTT: cannot reach %s; the server runs on and keeps trying with backoff", self.address)
 
     def discovery_configs(self) -> Dict[str, Optional[dict]]:
         """Home Assistant discovery topics and their configs (None: remove a config, e.g. buttons without commands)."""
@@ -235,6 +254,9 @@ class MqttBridge:
             self.loop.add_callback(log.error, "MQTT: %s refused the connection: %s", self.address, str(reason_code))
             return
         self.loop.add_callback(self._connected)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.loop.add_callback(self._connect_failed)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.loop.add_callback(self._disconnected, str(reason_code))

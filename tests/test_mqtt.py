@@ -1,6 +1,7 @@
 """MQTT against a real mosquitto: state, retained state, discovery, availability, commands, broker restarts."""
 import json
 import logging
+import signal
 import time
 
 import pytest
@@ -32,9 +33,13 @@ class MqttTestCase(ServerTestCase):
     commands = False
     users = None
     url_auth = ""
+    broker_up = True  # False: the broker is not started before the server
+    bridge_options = {}
 
     def setUp(self):
-        self.broker = Broker(users=self.users).start()
+        self.broker = Broker(users=self.users)
+        if self.broker_up:
+            self.broker.start()
         self.subscribers = []
         self.recorder = Recorder()
         logging.getLogger().addHandler(self.recorder)
@@ -44,7 +49,8 @@ class MqttTestCase(ServerTestCase):
     def get_app(self):
         app = super().get_app()
         url = "mqtt://%s127.0.0.1:%d" % (self.url_auth, self.broker.port)
-        self.bridge = MqttBridge(url, self.repository, topic=TOPIC, commands=self.commands, loop=self.io_loop)
+        self.bridge = MqttBridge(url, self.repository, topic=TOPIC, commands=self.commands, loop=self.io_loop,
+                                 **self.bridge_options)
         self.changes.listen(self.bridge.on_change)
         self.bridge.start(self.feed.state)
         return app
@@ -89,6 +95,20 @@ class StateTest(MqttTestCase):
         await self.press()
         message = await self.wait(sub, state_is(2))
         assert message.json() == {"count": 2, "goal": 3, "presses": 1, "title": None}
+
+    @gen_test(timeout=30)
+    async def test_state_title_is_the_page_heading(self):
+        """Given the feed's heading, the state's "title" is the heading the page shows, also after a new title."""
+        self.bridge.heading = self.feed.heading
+        await self.connected()
+        sub = self.subscribe(TOPIC + "/state")
+        await self.press()
+        message = await self.wait(sub, state_is(2))
+        assert message.json()["title"] == "Countdown to 3" == self.feed.heading()
+        await self.http_client.fetch(self.get_url("/api/count"), method="PUT", body=b'{"title": "Sales"}',
+                                     headers=AUTH)
+        message = await self.wait(sub, lambda m: m.json()["title"] == "Sales")
+        assert message.json()["count"] == 2
 
     @gen_test(timeout=30)
     async def test_late_subscriber_gets_retained_state(self):
@@ -296,6 +316,31 @@ class WrongPasswordTest(MqttTestCase):
         assert not any("wrong-secret" in line for line in self.recorder.lines)
 
 
+class BrokerDownAtStartTest(MqttTestCase):
+    broker_up = False
+    users = {"office": "pa55-w0rd"}
+    url_auth = "office:pa55-w0rd@"
+    bridge_options = dict(max_delay=1)  # retry every second, so that the test is quick
+
+    @gen_test(timeout=60)
+    async def test_unreachable_broker_is_logged_once_then_connects(self):
+        """A broker down at start is logged once (host:port, no password); once it is up the state is published."""
+        await until(lambda: self.bridge.connect_failures >= 2)
+        shown = "mqtt://office@127.0.0.1:%d" % self.broker.port
+        warnings = [line for line in self.recorder.lines if "cannot reach" in line]
+        assert warnings == ["MQTT: cannot reach %s; the server runs on and keeps trying with backoff" % shown]
+        answer = await self.press()
+        assert answer["count"] == 2 and not self.bridge.connected
+        self.broker.start()
+        sub = self.subscribe(TOPIC + "/state", user="office", password="pa55-w0rd")
+        await self.wait(sub, state_is(2), timeout=30)
+        late = self.subscribe(TOPIC + "/state", user="office", password="pa55-w0rd")
+        message = await self.wait(late, lambda m: True)
+        assert message.retain and message.json()["count"] == 2
+        assert "MQTT: connected to %s again" % shown in self.recorder.lines
+        assert not any("pa55-w0rd" in line for line in self.recorder.lines)
+
+
 def test_url_parse():
     """--mqtt URLs give host, port (default 1883), user and password; bad ones a one-line error without the password."""
     assert parse_url("mqtt://broker.lan") == ("broker.lan", 1883, None, None)
@@ -334,6 +379,28 @@ def test_server_process_with_mqtt(server_factory, tmp_path):
             sub.wait_for(lambda m: m.topic.endswith("/availability") and m.payload == b"offline", after=mark)
         finally:
             sub.close()
+
+
+def test_killed_server_is_offline_by_its_will(server_factory):
+    """When the server process is killed (SIGKILL, no goodbye), the broker publishes its will: "offline", retained."""
+    availability = TOPIC + "/availability"
+    with Broker() as broker:
+        sub = Subscriber(broker, [availability])
+        try:
+            server = server_factory("--button=none", "--mqtt=" + broker.url)
+            sub.wait_for(lambda m: m.payload == b"online")
+            mark = len(sub.messages)
+            server.proc.kill()
+            assert server.proc.wait(10) == -signal.SIGKILL
+            sub.wait_for(lambda m: m.payload == b"offline", after=mark)
+        finally:
+            sub.close()
+        late = Subscriber(broker, [availability])
+        try:
+            message = late.wait_for(lambda m: True)
+            assert message.retain and message.payload == b"offline"
+        finally:
+            late.close()
 
 
 def test_bad_mqtt_url_is_a_startup_error(db_path):
