@@ -17,7 +17,7 @@ import email.utils
 import json
 import logging
 import time
-from typing import Deque, List, Optional, Sequence, Tuple
+from typing import Deque, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import tornado.util
@@ -65,6 +65,8 @@ def sentence(change: Change) -> str:
     if change.event == "press":
         if state.count == 0:
             text = f"Goal reached! {state.goal} of {state.goal}"
+        elif state.count == state.goal:  # a press at 0 wraps to the goal
+            text = f"New round: {state.goal} to go"
         else:
             text = f"{state.count} left of {state.goal}"
         return f"{change.note}! {text}" if change.note else text
@@ -153,19 +155,23 @@ class Target:
     async def deliver(self, body: bytes, queued: float) -> bool:
         """Try one message until it is accepted, refused for good, or too old; True when accepted."""
         hooks = self.hooks
-        delay = hooks.first_delay
+        delays = hooks.retry_delays()
         while not hooks.closed:
             try:
                 await self.post(body)
                 return True
             except Retry as e:
+                # The clock counts from the queueing, so time spent in requests and behind
+                # other messages counts too; each wait lasts at least its delay, so the schedule
+                # runs out only once the clock has, too.
                 left = queued + hooks.give_up_after - time.monotonic()
-                if left <= 0:
+                delay = next(delays, None)
+                if left <= 0 or delay is None:
                     self.give_up(str(e))
                     return False
-                wait = min(e.wait if e.wait is not None else delay, hooks.max_delay, left)
+                # A Retry-After may ask for longer than the backoff (up to max_delay), never shorter.
+                wait = min(max(delay, e.wait or 0.0), hooks.max_delay, left)
                 log.info("webhook %s: %s; retrying in %.1f s", self.shown, e, wait)
-                delay = min(delay * 2, hooks.max_delay)
                 await hooks.sleep(wait)
             except HTTPClientError as e:
                 log.warning("webhook %s refused a message (HTTP %d): dropped", self.shown, e.code)
@@ -191,20 +197,32 @@ class Target:
             follow_redirects=False,
         )
         try:
+            # raise_error=False returns only answers with a status; a timeout still raises.
             response = await self.hooks.client.fetch(request, raise_error=False)
-        except Exception as e:  # refused, reset, DNS, TLS: the connection never gave an answer
+        except Exception as e:  # refused, reset, timeout, DNS, TLS: the connection never gave an answer
             raise Retry(self.scrub(f"{type(e).__name__}: {e}")) from None
         code = response.code
         if 200 <= code < 300:
             return
-        if code == 599:  # Tornado's code for a timeout or a lost connection
-            raise Retry(self.scrub(str(response.error or "no answer")))
         if code == 429 or code >= 500:
             raise Retry(f"HTTP {code}", retry_after(response.headers.get("Retry-After")))
         raise HTTPClientError(code, response=response)
 
     def scrub(self, text: str) -> str:
         return text.replace(self.url, self.shown)
+
+
+def retry_delays(first: float, most: float, give_up_after: float) -> Iterator[float]:
+    """The backoff waits between attempts: first, doubling up to most, until they add up to give_up_after.
+
+    The last wait is cut short so that the waits add up to give_up_after exactly.
+    """
+    delay, total = min(first, most), 0.0
+    while total < give_up_after:
+        wait = min(delay, give_up_after - total)
+        yield wait
+        total += wait
+        delay = min(delay * 2, most)
 
 
 def retry_after(value: Optional[str]) -> Optional[float]:
@@ -243,6 +261,10 @@ class Webhooks:
         self.stopped = Event()  # set by close: cuts short every backoff wait
         self.targets = [Target(url, self) for url in urls]
         self._client: Optional[AsyncHTTPClient] = None
+
+    def retry_delays(self) -> Iterator[float]:
+        """The backoff schedule of one message (see ``retry_delays``)."""
+        return retry_delays(self.first_delay, self.max_delay, self.give_up_after)
 
     @property
     def client(self) -> AsyncHTTPClient:

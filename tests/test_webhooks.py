@@ -16,17 +16,21 @@ from store import Change, State
 from tests.conftest import TOKEN as PROCESS_TOKEN
 from tests.conftest import free_port, until
 from tests.test_server import AUTH, ServerTestCase
-from webhooks import Webhooks, parse_urls, redact, sentence
+from webhooks import Webhooks, parse_urls, redact, retry_delays, sentence
 
 
 class Receiver:
-    """A webhook receiver we control: answers the codes queued in ``codes`` (then 200), or hangs."""
+    """A webhook receiver we control: answers the codes queued in ``codes`` (then 200), or hangs.
+
+    With ``hang`` it hangs on every request; with ``hang_first = n`` on the first n only.
+    """
 
     def __init__(self, hang=False):
         self.codes = []
         self.attempts = []  # every body received, answered or not
         self.accepted = []  # bodies answered 2xx
         self.hang = hang
+        self.hang_first = 0
         self.sock, self.port = bind_unused_port()
         self.server = None
 
@@ -41,8 +45,9 @@ class Receiver:
                 body = json.loads(self.request.body)
                 receiver.attempts.append(body)
                 receiver.changed.notify_all()
-                if receiver.hang:
-                    await receiver.never.wait()  # accepts, never answers
+                if receiver.hang or len(receiver.attempts) <= receiver.hang_first:
+                    await receiver.never.wait()  # accepts, never answers (until the receiver stops)
+                    return
                 code = receiver.codes.pop(0) if receiver.codes else 200
                 if code == 200:
                     receiver.accepted.append(body)
@@ -187,6 +192,23 @@ class DeliveryTest(WebhookTestCase):
         assert len(self.receiver.attempts) == 2
 
 
+class TimeoutTest(WebhookTestCase):
+    options = dict(request_timeout=0.3)
+
+    @gen_test
+    async def test_timeout_is_retried_and_then_delivered_once(self):
+        """A receiver that hangs past request_timeout gets the message again, and accepts it exactly once."""
+        self.receiver.hang_first = 1
+        await self.press()
+        await self.receiver.wait(lambda: self.receiver.accepted)
+        attempts = [b["count"] for b in self.receiver.attempts]
+        assert attempts == [2, 2] and [b["count"] for b in self.receiver.accepted] == [2]
+        assert sum("Timeout" in line and "retrying" in line for line in self.recorder.lines) == 1
+        await self.press()  # the first message is not sent a third time before the next one
+        await self.receiver.wait(lambda: len(self.receiver.accepted) == 2)
+        assert [b["count"] for b in self.receiver.attempts] == [2, 2, 1]
+
+
 class HangingTest(WebhookTestCase):
     hang = True
     options = dict(request_timeout=60.0, max_queue=3)
@@ -275,6 +297,33 @@ def test_sentences():
     assert sentence(change("undo", 8)) == "Undo: 8 left of 20"
     assert sentence(change("set", 8)) == "Set: 8 left of 20"
     assert sentence(change("round", 20)) == "New round: 20 to go"
+
+
+def test_press_that_wraps_is_a_new_round():
+    """A press at 0 wraps to the goal and reads as a new round, not as "20 left of 20"."""
+    assert sentence(change("press", 20)) == "New round: 20 to go"
+    assert sentence(change("press", 20, note="Acme Corp")) == "Acme Corp! New round: 20 to go"
+    assert sentence(change("press", 1, goal=1)) == "New round: 1 to go"
+    assert sentence(change("press", 19)) == "19 left of 20"
+
+
+def test_default_retries_last_over_a_minute_doubling_to_the_cap():
+    """By default a failing message is retried for at least a minute, each wait double the last up to the cap."""
+    hooks = Webhooks(["http://127.0.0.1:9/hook"])
+    waits = list(hooks.retry_delays())
+    assert sum(waits) >= 60
+    assert waits[0] == hooks.first_delay <= 5
+    cap = hooks.max_delay
+    assert cap in waits and max(waits) == cap
+    for before, after in zip(waits, waits[1:-1]):  # the last wait may be cut short at the end
+        assert after == min(before * 2, cap)
+
+
+def test_retry_delays_double_to_the_cap_and_end_with_the_window():
+    """The backoff waits double up to the cap and add up to give_up_after, the last one cut short."""
+    assert list(retry_delays(1, 4, 20)) == [1, 2, 4, 4, 4, 4, 1]
+    assert list(retry_delays(0.5, 60, 3.5)) == [0.5, 1, 2]
+    assert list(retry_delays(1, 60, 0)) == []
 
 
 def test_note_cannot_ping_a_slack_channel():
