@@ -5,8 +5,9 @@ Python operations, several times less than any server it measures spends to send
 reports the client's CPU per press next to the server's, to show it).
 
 Protocol with run.py: prints "READY" once every viewer has its initial state, waits for a line
-on stdin, presses K times, prints one line of JSON, then exits when stdin closes. It answers
-the servers' pings all along, so that none of its viewers is dropped while idle.
+on stdin, presses K times (with --note, each press carries {"note": ...}), prints one line of
+JSON, then exits when stdin closes. It answers the servers' pings all along, so that none of
+its viewers is dropped while idle.
 """
 import argparse
 import json
@@ -151,6 +152,12 @@ def main(args):
     ep.register(stdin, select.EPOLLIN)
     print("READY", flush=True)
 
+    # The press request, built once: empty, or {"note": ...} with --note.
+    body = json.dumps({"note": args.note}).encode() if args.note is not None else b""
+    request = ("%s /api/press HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n%s"
+               "Content-Length: %d\r\nConnection: close\r\n\r\n"
+               % (args.method, args.token, "Content-Type: application/json\r\n" if body else "",
+                  len(body))).encode() + body
     presses = []
     started = False
     stdin_closed = False
@@ -167,8 +174,7 @@ def main(args):
                 s = socket.socket()
                 t0 = perf()
                 s.connect(("127.0.0.1", args.port))
-                s.sendall(("%s /api/press HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
-                           "Content-Length: 0\r\nConnection: close\r\n\r\n" % (args.method, args.token)).encode())
+                s.sendall(request)
                 s.setblocking(False)
                 ep.register(s.fileno(), select.EPOLLIN)
                 press = {"socket": s, "t0": t0, "value": None, "answer": b"", "deadline": t0 + args.timeout}
@@ -229,4 +235,5 @@ if __name__ == "__main__":
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--method", default="POST")
     p.add_argument("--token", default="bench")
+    p.add_argument("--note", default=None, help='press with the JSON body {"note": NOTE} (default: an empty body)')
     main(p.parse_args())

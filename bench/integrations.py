@@ -53,8 +53,8 @@ def main():
              "--mqtt=" + broker.url, "--mqtt-commands=true"]
     product = bench.server_command
 
-    def server_command(name, port, db):
-        cmd, method = product("button", port, db)
+    def server_command(name, port, db, ping_interval=None):
+        cmd, method = product("button", port, db, ping_interval)
         return (cmd + extra if name == "integrations" else cmd), method
 
     bench.server_command = server_command  # run_one starts servers through it

@@ -2,6 +2,7 @@
 
     python bench/run.py                       # N = 100, 1000, 5000, 10000; 3 repeats
     python bench/run.py --n 50 --repeats 1    # the smoke run CI does
+    python bench/run.py --servers button --n 10000 --note "Acme Corp!"   # presses with a note
 
 Servers run pinned to core 0, the client to core 1 (taskset, when there are two cores).
 Writes bench/results/results.json, bench/results/results.md and bench/results/latency.png.
@@ -37,12 +38,20 @@ def pinned(core, cmd):
     return cmd
 
 
-def server_command(name, port, db):
+def server_command(name, port, db, ping_interval=None):
+    """The command line of a server, and the method its press takes.
+
+    button-nobeat is the product without its heartbeat frame (nobeat_server.py); ping_interval
+    (seconds) applies to the product only, the yardsticks always ping every 20 s.
+    """
     py = sys.executable
-    if name == "button":
-        return [py, os.path.join(ROOT, "websocketserver.py"), "--port=%d" % port, "--address=127.0.0.1",
-                "--button=none", "--admin-token=bench", "--max-connections=20000", "--db=" + db,
-                "--logging=warning"], "POST"
+    if name in ("button", "button-nobeat"):
+        script = os.path.join(ROOT, "websocketserver.py") if name == "button" else os.path.join(HERE, "nobeat_server.py")
+        cmd = [py, script, "--port=%d" % port, "--address=127.0.0.1", "--button=none", "--admin-token=bench",
+               "--max-connections=20000", "--db=" + db, "--logging=warning"]
+        if ping_interval is not None:
+            cmd.append("--ping-interval=%g" % ping_interval)
+        return cmd, "POST"
     if name == "naive-tornado":
         return [py, os.path.join(HERE, "yard_naive.py"), str(port)], "POST"
     if name == "websockets":
@@ -74,30 +83,46 @@ def wait_up(port, proc, timeout=20):
     raise RuntimeError("server did not start")
 
 
-def client_command(kind, port, n, presses, spacing, method):
+def client_command(kind, port, n, presses, spacing, method, note=None):
     flags = ["--port=%d" % port, "--n=%d" % n, "--presses=%d" % presses, "--spacing=%s" % spacing,
              "--method=" + method]
     if kind == "node":
+        if note is not None:
+            raise ValueError("--note needs the Python client")
         return ["node", os.path.join(HERE, "client.js")] + flags
+    if note is not None:
+        flags.append("--note=" + note)
     return [sys.executable, os.path.join(HERE, "client.py")] + flags
 
 
-def run_one(name, n, presses, spacing, idle_s, client_kind="python"):
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+
+
+def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, ping_interval=None,
+            during_idle=None):
+    """One server, one client: connect n viewers, idle idle_s seconds, press; the figures as a dict.
+
+    during_idle(server_pid), if given, replaces the idle sleep (it must take idle_s) and returns
+    more figures for the result.
+    """
     port = free_port()
     tmp = tempfile.mkdtemp()
-    cmd, method = server_command(name, port, os.path.join(tmp, "counter.db"))
+    cmd, method = server_command(name, port, os.path.join(tmp, "counter.db"), ping_interval)
     server = subprocess.Popen(pinned(0, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_up(port, server)
         cpu0, rss0 = proc_stat(server.pid)
         client = subprocess.Popen(
-            pinned(1, client_command(client_kind, port, n, presses, spacing, method)),
+            pinned(1, client_command(client_kind, port, n, presses, spacing, method, note)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = client.stdout.readline()
         if line.strip() != "READY":
             raise RuntimeError("client failed: %r" % line)
         cpu1, rss1 = proc_stat(server.pid)
-        time.sleep(idle_s)  # the idle window being measured
+        # the idle window being measured
+        extra = during_idle(server.pid) if during_idle else (time.sleep(idle_s) or {})
         cpu2, _ = proc_stat(server.pid)
         client.stdin.write("go\n")
         client.stdin.flush()
@@ -118,7 +143,7 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="python"):
             per_press.append({"p50": statistics.median(lat), "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
                               "max": lat[-1]})
     med = {k: statistics.median(p[k] for p in per_press) for k in ("p50", "p99", "max")} if per_press else {}
-    return {
+    result = {
         "server": name, "n": n, "failed": out["failed"], "missed": missed, "connect_s": out["connect_s"],
         "latency_ms": med, "rss_kb_per_conn": round((rss1 - rss0) / n, 2),
         "idle_cpu_pct": round(100 * (cpu2 - cpu1) / idle_s, 2), "idle_s": idle_s,
@@ -127,6 +152,12 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="python"):
         # The client's own CPU per press: well under the latency means it kept up.
         "client_cpu_ms_per_press": round(1000 * out["cpu_s"] / max(1, len(out["presses"])), 2),
     }
+    result.update(extra)
+    if note is not None:
+        result["note"] = note
+    if ping_interval is not None:
+        result["ping_interval"] = ping_interval
+    return result
 
 
 def summarize(runs):
@@ -210,10 +241,13 @@ def main():
     p.add_argument("--client", choices=["python", "node"], default="python",
                    help="load client: client.py (raw sockets and epoll, the default: the cheapest) "
                         "or client.js (Node with ws)")
+    p.add_argument("--note", default=None,
+                   help='press with the JSON body {"note": NOTE} rather than an empty one (Python client only)')
+    p.add_argument("--ping-interval", type=float, default=None,
+                   help="the product's --ping-interval (default: its own, 20 s); the yardsticks keep 20 s")
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+    raise_nofile()
     if ("node-ws" in args.servers or args.client == "node") and not os.path.isdir(os.path.join(HERE, "node_modules", "ws")):
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=HERE, check=True)
     runs = []
@@ -221,7 +255,8 @@ def main():
         for _rep in range(args.repeats):
             for server in args.servers:  # interleaved, so drift hits every server alike
                 idle = args.idle_at_max if n == max(args.n) and len(args.n) > 1 else args.idle
-                r = run_one(server, n, args.presses, args.spacing, idle, args.client)
+                r = run_one(server, n, args.presses, args.spacing, idle, args.client, args.note,
+                            args.ping_interval)
                 print(json.dumps(r), flush=True)
                 runs.append(r)
     rows = summarize(runs)
