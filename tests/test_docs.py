@@ -1,5 +1,6 @@
-"""The README's options table matches the options the server defines."""
+"""The README matches the code: its options table, links, curl lines and layout."""
 import io
+import json
 import os
 import re
 
@@ -36,3 +37,61 @@ def test_every_option_has_help():
     for name in OURS:
         line = re.search(r"^\s*--%s(=\S*)?\s+(.*)$" % re.escape(name), out.getvalue(), re.M)
         assert line and len(line.group(2)) > 10, name
+
+
+def readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_readme_links_and_deploy_files_exist():
+    """Every picture and file the README links is in the repository, and it names the deploy scripts."""
+    text = readme()
+    for script in ("deploy/install.sh", "deploy/kiosk.sh", "deploy/kiosk.desktop", "deploy/the-button.service"):
+        assert script in text, script
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert "docs/screenshot.png" in targets
+    local = [t for t in targets if not re.match(r"^[a-z]+:|^#", t)]
+    missing = [t for t in local if not os.path.exists(os.path.join(ROOT, t))]
+    assert not missing, missing
+
+
+def test_readme_curl_lines_name_only_routes_the_app_has():
+    """Each `$ curl` line asks for a route make_app serves, and its JSON answer is JSON."""
+    import tempfile
+
+    from Repository import Repository
+    from websocketserver import Feed, make_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Repository(os.path.join(tmp, "docs.db"))
+        try:
+            app = make_app(store, Feed(store.state()))
+        finally:
+            store.close()
+    routes = [rule.matcher.regex for rule in app.wildcard_router.rules]
+    lines = readme().splitlines()
+    curls = [(i, line) for i, line in enumerate(lines) if line.strip().startswith("$ curl")]
+    assert len(curls) >= 10
+    paths = set()
+    for i, line in curls:
+        url = re.search(r"http://localhost:8888(/[^\s']*)", line)
+        assert url, line
+        path = url.group(1).split("?")[0]
+        paths.add(path)
+        assert any(r.fullmatch(path) for r in routes), "no route for %s" % path
+        answer = lines[i + 1].strip()
+        if answer.startswith("{"):
+            json.loads(answer)
+    for path in ("/api/press", "/api/undo", "/api/count", "/api/history", "/api/history.csv", "/api/rounds"):
+        assert path in paths, path
+
+
+def test_layout_names_every_module_and_page():
+    """The README's Layout section names each top-level module and template, so a new one gets its line."""
+    text = readme()
+    layout = text[text.index("## Layout"):]
+    names = [n for n in os.listdir(ROOT) if n.endswith((".py", ".html"))]
+    assert "websocketserver.py" in names
+    missing = [n for n in names if "`%s`" % n not in layout]
+    assert not missing, missing
