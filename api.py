@@ -149,6 +149,8 @@ class CountReader(JsonHandler):
     def state_body(self, state: State) -> dict:
         body = state.as_dict()
         body["title"] = self.feed.heading(state)
+        if not self.feed.live:
+            body["live"] = False  # the shared store is unreachable: this is the last state heard
         return body
 
 

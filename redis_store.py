@@ -64,6 +64,18 @@ APPLIED_DAYS = 30  # how long Redis remembers the uuid of a press from an outbox
 CONNECT_WAIT = 3.0  # seconds the constructor waits for a first connection before going on without
 BACKOFF = (0.1, 5.0)  # seconds between reconnect attempts: first, most
 
+def _change_message(data: str) -> Optional[dict]:
+    """A message of the change channel as the scripts publish it, or None for anything else."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    if not (isinstance(message, dict) and isinstance(message.get("version"), int)
+            and isinstance(message.get("state"), dict) and {"epoch", "event", "at"} <= message.keys()):
+        return None
+    return message
+
+
 def _redact(url: str) -> str:
     """host:port/db of a redis:// URL, without the password, for logs and /healthz."""
     parts = urllib.parse.urlsplit(url)
@@ -179,7 +191,12 @@ class RedisStore:
             while not self._closing:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None and message.get("type") == "message":
-                    await self._heard(json.loads(message["data"]))
+                    heard = _change_message(message["data"])
+                    if heard is None:  # not one of ours: trust the state, not it
+                        log.warning("a message on %s that is not a change; reading the state again", self.channel)
+                        await self._resync()
+                    else:
+                        await self._heard(heard)
                 if self.outbox and self.outbox.pending:
                     await self._drain_again()
         finally:

@@ -436,6 +436,7 @@ def _raise_fd_limit() -> None:
 
 MAX_PING_INTERVAL = 24.0  # seconds; x 1.25 (the page's patience) is 30 s
 NIGHT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+STORE_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")  # also part of the outbox's file name
 ROUNDS = ("none", "daily", "weekly", "monthly")
 
 
@@ -563,6 +564,8 @@ def _check_options() -> Optional[str]:
         return f"--ping-interval must be more than 0 and at most {MAX_PING_INTERVAL:g} seconds"
     if options.night and not NIGHT_RE.match(options.night):
         return f"--night must look like 19:00-07:00, not {options.night!r}"
+    if not STORE_KEY_RE.match(options.store_key):
+        return f"--store-key must be 1-100 letters, digits or . _ : -, not {options.store_key!r}"
     if options.round not in ROUNDS:
         return f"--round must be one of {', '.join(ROUNDS)}, not {options.round!r}"
     return None

@@ -59,6 +59,7 @@ def test_gpio_required_without_gpio_exits(tmp_path):
     (["--ping-interval=0"], "--ping-interval"),
     (["--night=late"], "--night"),
     (["--round=yearly"], "--round"),
+    (["--store-key=../etc/x"], "--store-key"),
 ])
 def test_bad_options_exit_with_clear_error(tmp_path, args, words):
     """Bad option values are refused with a one-line error."""

@@ -201,6 +201,7 @@ def test_redis_restart_refuses_writes_keeps_button_presses_and_resyncs(redis_ser
         assert status == 503
         health = (await call(a, "GET", "/healthz"))[1]
         assert health["store"]["ok"] is False and health["live"] is False
+        assert (await call(a, "GET", "/api/count"))[1]["live"] is False
         a.proc.stdin.write(b"\n")  # Enter: a press on A's keyboard button while Redis is down
         a.proc.stdin.flush()
         await until_health(a, lambda h: h["store"].get("waiting_presses") == 1)
@@ -384,6 +385,25 @@ def test_gap_in_versions_makes_a_resync(redis_server, tmp_path):
         change = heard.wait_for(lambda c: c.state.count == 2)
         assert change.event == "set" and change.local is False
         assert store.state().count == 2
+
+
+def test_a_foreign_message_on_the_channel_makes_a_resync_not_an_outage(redis_server, tmp_path):
+    """Something else published on the change channel: the store reads the state again and stays live."""
+    from redis_store import RedisStore
+
+    with RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "1.db")) as store:
+        heard = Heard()
+        store.listen(heard)
+        lives: List[bool] = []
+        store.on_live(lives.append)
+        client = redis_server.client()
+        client.hset("k:state", mapping={"count": 2, "version": 40})  # a change nobody published
+        client.publish("k:changes", "hello")
+        client.publish("k:changes", json.dumps({"version": "x"}))
+        assert heard.wait_for(lambda c: c.state.count == 2).local is False
+        store.press(source="api")
+        assert heard.wait_for(lambda c: c.event == "press").state.count == 1
+        assert lives == [True]
 
 
 def test_lost_subscription_is_made_again_and_resyncs(redis_server, tmp_path):
