@@ -477,7 +477,7 @@ async def serve(store, button, token: Optional[str]) -> None:
         if options.mqtt:
             from mqtt_bridge import MqttBridge
             bridge = MqttBridge(options.mqtt, store, topic=options.mqtt_topic, discovery=options.mqtt_discovery,
-                                commands=options.mqtt_commands, loop=loop)
+                                commands=options.mqtt_commands, loop=loop, heading=feed.heading)
             changes.listen(bridge.on_change)
             closers.append(bridge.close)
             bridge.start(feed.state)
