@@ -14,8 +14,8 @@ from typing import Callable, List, Optional, Tuple
 
 log = logging.getLogger("button")
 
-PULLS = ("up", "down")
-KINDS = ("auto", "gpio", "keyboard", "none")
+PULLS = ("up", "down")  # --pull
+BUTTON_CHOICES = ("auto", "gpio", "keyboard", "none")  # --button
 
 
 class ButtonError(Exception):
@@ -355,8 +355,8 @@ def make_button(kind: str, pin: int = 11, pull: str = "up", stdin=None, gpio=Non
     Logs the choice and why each earlier source was passed over. Raises
     ButtonError for "gpio" when GPIO cannot be used.
     """
-    if kind not in KINDS:
-        raise ButtonError(f"--button must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind not in BUTTON_CHOICES:
+        raise ButtonError(f"--button must be one of {', '.join(BUTTON_CHOICES)}, not {kind!r}")
     stdin = stdin if stdin is not None else sys.stdin
     skipped: List[str] = []
     if kind in ("gpio", "auto"):

@@ -21,14 +21,11 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional
 
-from store import (  # noqa: F401 - re-exported: callers import the errors from here too
+from thebutton.store import Change, InvalidValue, NothingToUndo, State, StoreError
+from thebutton.validation import (
     MAX_GOAL,
     MAX_HISTORY,
-    Change,
-    InvalidValue,
-    NothingToUndo,
-    State,
-    StoreError,
+    MAX_ROUNDS,
     check_count,
     check_goal,
     check_page,
@@ -89,15 +86,11 @@ MIGRATIONS = (
     );
     """,
 )
-MAX_ROUNDS = 1000  # rounds() gives the latest this many
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class RepositoryError(StoreError):
     """The database cannot be opened or written; the message names the file."""
-
-
-_now = now_iso
 
 
 def _check_header(path: str) -> None:
@@ -121,9 +114,11 @@ class Repository:
     RepositoryError and is not written to.
     """
 
-    def __init__(self, path: str, goal: int = 20, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str, goal: int = 20, busy_timeout: float = 5.0,
+                 clock: Callable[[], str] = now_iso) -> None:
         check_goal(goal)
         self.path = path
+        self.clock = clock  # the time of a commit, ISO-8601 with its UTC offset
         _check_header(path)
         self._lock = threading.Lock()
         self._serial = 0
@@ -191,7 +186,7 @@ class Repository:
                     count, current_goal = db.execute(
                         "SELECT count, goal FROM counter WHERE id = 1").fetchone()
                     if count > 0:
-                        self._start_round(db, _now(), current_goal)
+                        self._start_round(db, self.clock(), current_goal)
                     db.execute("UPDATE counter SET undo_floor = "
                                "(SELECT COALESCE(MAX(id), 0) FROM presses) WHERE id = 1")
                 db.execute(f"PRAGMA user_version = {start + 1}")
@@ -273,7 +268,7 @@ class Repository:
         """
         note = check_note(note)
         with self._write("store a press"), self._transaction() as db:
-            at = _now()
+            at = self.clock()
             count, goal = db.execute("SELECT count, goal FROM counter WHERE id = 1").fetchone()
             if count <= 0:
                 # The wrap: this press starts the next round and counts in none.
@@ -313,7 +308,7 @@ class Repository:
             if row is None:
                 raise NothingToUndo("there is no press to undo")
             press_id, before, after, round_id = row
-            at = _now()
+            at = self.clock()
             if before == 0:
                 db.execute("DELETE FROM rounds WHERE id = ?", (round_id,))
             elif after == 0:
@@ -343,7 +338,7 @@ class Repository:
             check_count(count)
         new_title = check_title(title) if title is not None else None
         with self._write("set the count"), self._transaction() as db:
-            at = _now()
+            at = self.clock()
             old_count, old_goal = db.execute(
                 "SELECT count, goal FROM counter WHERE id = 1"
             ).fetchone()
@@ -378,7 +373,7 @@ class Repository:
                 row = db.execute("SELECT started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
                 if row is not None and parse_time(row[0], "started") >= since_at:
                     return None
-            at = _now()
+            at = self.clock()
             (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
             self._next_round(db, at, goal, goal)
             self._raise_undo_floor(db)

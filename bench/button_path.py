@@ -26,7 +26,8 @@ from tornado.websocket import websocket_connect  # noqa: E402
 from Button import GpioButton  # noqa: E402
 from Repository import Repository  # noqa: E402
 from tests.fake_gpio import FakeGPIO  # noqa: E402
-from websocketserver import Feed, make_app  # noqa: E402
+from tests.conftest import build_app  # noqa: E402
+from thebutton.feed import Feed  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -42,7 +43,7 @@ async def main(args):
     tmp = tempfile.mkdtemp()
     repository = Repository(os.path.join(tmp, "counter.db"), goal=1_000_000)
     feed = Feed(repository.state())
-    app = make_app(repository, feed)
+    app = build_app(repository, feed)
     sock, port = bind_unused_port("127.0.0.1")
     server = HTTPServer(app)
     server.add_sockets([sock])
@@ -52,7 +53,7 @@ async def main(args):
     button.open()
 
     def on_press():
-        # The button thread, as in websocketserver.serve().
+        # The button thread; the server hands the change on through thebutton.changes instead.
         state = repository.press(source="gpio")
         loop.add_callback(feed.send_updates, state, "press")
 

@@ -14,15 +14,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import thebutton.feed as feed  # noqa: E402
 import websocketserver  # noqa: E402
 
-WITH_BEAT = websocketserver.PING_AND_BEAT
-websocketserver.PING_AND_BEAT = websocketserver.PING_FRAME  # Feed.ping_tick reads it at each tick
+WITH_BEAT = feed.PING_AND_BEAT
+feed.PING_AND_BEAT = feed.PING_FRAME  # Feed.ping_tick reads it at each tick
 
 
 def toggle(_signum, _frame):
-    on = websocketserver.PING_AND_BEAT is WITH_BEAT
-    websocketserver.PING_AND_BEAT = websocketserver.PING_FRAME if on else WITH_BEAT
+    on = feed.PING_AND_BEAT is WITH_BEAT
+    feed.PING_AND_BEAT = feed.PING_FRAME if on else WITH_BEAT
 
 
 if __name__ == "__main__":

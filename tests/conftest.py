@@ -26,6 +26,17 @@ sys.path.insert(0, ROOT)
 TOKEN = "test-token-123"
 
 
+def build_app(store, feed=None, metrics=None, **kwargs):
+    """make_app as websocketserver.wire calls it: a Metrics of the feed, the templates in ROOT."""
+    from thebutton.app import make_app
+    from thebutton.feed import Feed
+    from thebutton.metrics import Metrics
+
+    feed = feed or Feed(store.state())
+    metrics = metrics or Metrics(feed, kwargs.get("health"))
+    return make_app(store, feed, metrics, ROOT, **kwargs)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,8 +15,8 @@ from tornado.testing import AsyncHTTPTestCase
 
 from Button import ButtonError, Debouncer, GpioButton, KeyboardButton, NoButton, make_button
 from Repository import Repository
+from tests.conftest import build_app
 from tests.fake_gpio import FakeGPIO
-from websocketserver import Feed, make_app
 
 
 class Presses:
@@ -588,7 +588,7 @@ class HealthzShowsHowThePinIsRead(AsyncHTTPTestCase):
         super().setUp()
 
     def get_app(self):
-        return make_app(self.repository, Feed(self.repository.state()), health=self.button.health)
+        return build_app(self.repository, health=self.button.health)
 
     def tearDown(self):
         super().tearDown()

@@ -61,12 +61,12 @@ def test_readme_curl_lines_name_only_routes_the_app_has():
     import tempfile
 
     from Repository import Repository
-    from websocketserver import Feed, make_app
+    from tests.conftest import build_app
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Repository(os.path.join(tmp, "docs.db"))
         try:
-            app = make_app(store, Feed(store.state()))
+            app = build_app(store)
         finally:
             store.close()
     routes = [rule.matcher.regex for rule in app.wildcard_router.rules]

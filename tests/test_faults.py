@@ -7,7 +7,7 @@ import sqlite3
 
 from tornado.testing import ExpectLog, gen_test
 
-import websocketserver
+from thebutton.feed import PING_AND_BEAT, PING_SLOTS
 from tests.conftest import ServerProcess, until
 from tests.test_server import AUTH, ServerTestCase
 
@@ -37,7 +37,7 @@ class DiskFullTest(ServerTestCase):
         db.execute("PRAGMA max_page_count = %d" % pages)  # SQLite now answers SQLITE_FULL
         before = self.repository.state()
         codes = []
-        with ExpectLog("button.api", ".*not stored"):
+        with ExpectLog("button.web", ".*not stored"):
             for _ in range(1000):  # until the log needs a page it may not have
                 code, body = self.api("POST", "/api/press")
                 codes.append(code)
@@ -59,7 +59,7 @@ class LockedDatabaseTest(ServerTestCase):
         other = sqlite3.connect(self.repository.path, isolation_level=None)
         other.execute("BEGIN EXCLUSIVE")
         try:
-            with ExpectLog("button.api", ".*not stored"):
+            with ExpectLog("button.web", ".*not stored"):
                 code, body = self.api("POST", "/api/press")
             assert code == 503 and "locked" in body["error"]
         finally:
@@ -80,7 +80,7 @@ class StuckReaderTest(ServerTestCase):
         received = 0
         state = self.feed.state
         sent = 0
-        with ExpectLog("button.server", "dropped a viewer that stopped reading"):
+        with ExpectLog("button.feed", "dropped a viewer that stopped reading"):
             while len(self.feed.waiters) == 2:
                 assert sent < 200_000, "the stuck reader was never dropped"
                 for _ in range(200):
@@ -116,12 +116,12 @@ class DeadPeerTest(PingTestCase):
         """A peer that stops answering pings is dropped and the waiter set shrinks back."""
         alive, dead = await self.alive_and_dead()
         # The feed's pinger drops it within one interval plus the timeout (0.4 s here).
-        with ExpectLog("button.server", "dropped a viewer that stopped answering pings", level=logging.INFO):
+        with ExpectLog("button.feed", "dropped a viewer that stopped answering pings", level=logging.INFO):
             await until(lambda: len(self.feed.waiters) == 1, timeout=5)
         received = b""
         while chunk := dead.recv(4096):  # the server closed it: read to the end
             received += chunk
-        assert received.endswith(websocketserver.PING_AND_BEAT)  # its state, then a ping it never answered
+        assert received.endswith(PING_AND_BEAT)  # its state, then a ping it never answered
         dead.close()
         await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
         while True:
@@ -139,7 +139,6 @@ class PingRoundTest(PingTestCase):
 
     def interval(self, start):
         """One ping interval of ticks, 0.1 s apart from start: every socket is pinged once."""
-        from websocketserver import PING_SLOTS
         for i in range(PING_SLOTS):
             self.feed.ping_tick(now=start + i * 0.1)
 
@@ -157,11 +156,11 @@ class PingRoundTest(PingTestCase):
         assert len(self.feed.waiters) == 2
         assert silent.pong_due == first  # still the first unanswered ping, not the latest
         await until(lambda: sorted(w.pong_due == 0 for w in self.feed.waiters) == [False, True])
-        with ExpectLog("button.server", "dropped a viewer that stopped answering pings", level=logging.INFO):
+        with ExpectLog("button.feed", "dropped a viewer that stopped answering pings", level=logging.INFO):
             self.feed.ping_tick(now=first + 10.01)  # any tick past the timeout drops it
         assert len(self.feed.waiters) == 1 and silent not in self.feed.waiters
         await until(lambda: silent.ws_connection is None)  # its connection is closed, not only forgotten
-        assert websocketserver.PING_AND_BEAT * 2 in dead.recv(65536)  # it was sent both pings, each with a beat
+        assert PING_AND_BEAT * 2 in dead.recv(65536)  # it was sent both pings, each with a beat
         dead.close()
         self.repository.press()  # its commit reaches the feed by the change path
         # The live viewer heard a heartbeat with each ping (page scripts cannot see pings).

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from tornado.testing import ExpectLog, gen_test
 
-import history as history_module
+import thebutton.history as history_module
 from tests.test_server import AUTH, ServerTestCase
 
 BAD_LIMITS = ["abc", "0", "1001", "-1", "", "1.5", "+5", "5x", "١٢", "99999999999999999999"]
@@ -104,7 +104,7 @@ class HistoryTest(HistoryApiTestCase):
                 response = self.fetch(path, method=method, body=body, headers=AUTH, raise_error=False)
                 assert response.code == 405, (method, path)
                 assert json.loads(response.body)["error"]
-                assert response.headers["Allow"] == "GET"
+                assert response.headers["Allow"] == "GET, HEAD"
         assert self.repository.state().count == 3
 
     def test_store_reads_run_off_the_ioloop(self):
@@ -130,7 +130,7 @@ class HistoryTest(HistoryApiTestCase):
         working, self.repository._db = self.repository._db, broken
         try:
             for path in ("/api/history", "/api/history.csv", "/api/rounds"):
-                with ExpectLog("button.history", "cannot read"):
+                with ExpectLog("button.web", "cannot read"):
                     code, body = self.api("GET", path, headers={})
                 self.assert_error(code, body, 503)
                 assert "counter.db" in body["error"]

@@ -6,7 +6,7 @@ import socket
 from tornado.httpclient import HTTPClientError
 from tornado.testing import ExpectLog, gen_test
 
-from api import Throttle
+from thebutton.api import Throttle
 from tests.test_server import AUTH, TOKEN, ServerTestCase
 
 WRONG = {"Authorization": "Bearer wrong-guess"}
@@ -164,7 +164,7 @@ class RefusalTest(ServerTestCase):
         """A viewer past the limit gets 503 with Retry-After and a JSON reason, not an HTML page."""
         ws = await self.ws_connect()
         await self.read_json(ws)
-        with ExpectLog("button.server", "refused a viewer"):
+        with ExpectLog("button.feed", "refused a viewer"):
             try:
                 await self.ws_connect()
             except HTTPClientError as e:

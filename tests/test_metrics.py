@@ -5,10 +5,10 @@ import json
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.testing import ExpectLog, gen_test
 
-from metrics import Metrics
-from store import Change, State
+from thebutton.metrics import Metrics
+from thebutton.store import Change, State
 from tests.conftest import TOKEN as PROCESS_TOKEN
-from tests.conftest import until
+from tests.conftest import build_app, until
 from tests.test_server import AUTH, ServerTestCase
 
 
@@ -26,13 +26,6 @@ def value(text, name, **labels):
 
 
 class MetricsTest(ServerTestCase):
-    def get_app(self):
-        from websocketserver import make_app
-        super().get_app()
-        self.metrics = Metrics(self.feed, lambda: self.health_value)
-        self.changes.listen(self.metrics.on_change)
-        return make_app(self.repository, self.feed, token=self.token, health=lambda: self.health_value,
-                        metrics=self.metrics)
 
     def scrape(self):
         response = self.fetch("/metrics")
@@ -103,25 +96,16 @@ class MetricsTest(ServerTestCase):
 
     def test_each_app_has_its_own_registry(self):
         """Two applications in one process never share a figure."""
-        from websocketserver import Feed, make_app
+        from thebutton.feed import Feed
         other_feed = Feed(State(count=7, goal=9, presses=2))
         other = Metrics(other_feed)
         other.on_change(Change("press", other_feed.state, source="api", took=0.001))
-        make_app(self.repository, other_feed, metrics=other)
+        build_app(self.repository, other_feed, other)
         mine = self.scrape().body.decode()
         theirs = other.exposition().decode()
         assert value(mine, "the_button_count") == 3 and value(theirs, "the_button_count") == 7
         assert value(mine, "the_button_presses_total", source="api") is None
         assert value(theirs, "the_button_presses_total", source="api") == 1
-
-
-class DefaultMetricsTest(ServerTestCase):
-    def test_make_app_serves_metrics_without_being_given_them(self):
-        """make_app() alone still answers /metrics with the count, goal and viewers of its feed."""
-        self.repository.press()
-        self.io_loop.run_sync(lambda: until(lambda: self.feed.state.count == 2))
-        text = self.fetch("/metrics").body.decode()
-        assert value(text, "the_button_count") == 2 and value(text, "the_button_goal") == 3
 
 
 def test_server_process_counts_presses(server_factory):

@@ -13,7 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from Repository import Repository
 from tests.conftest import ROOT, TOKEN, ServerProcess
-from websocketserver import text_frame
+from thebutton.feed import text_frame
 
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

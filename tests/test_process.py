@@ -90,7 +90,8 @@ def test_default_db_is_beside_the_script_and_seeded_with_goal(tmp_path):
     for name in os.listdir(ROOT):  # every module and page of the project, nothing else
         if name.endswith((".py", ".html")):
             shutil.copy(os.path.join(ROOT, name), copy / name)
-    shutil.copytree(os.path.join(ROOT, "static"), copy / "static")
+    for folder in ("static", "thebutton"):
+        shutil.copytree(os.path.join(ROOT, folder), copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
     server = ServerProcess(None, "--button=none", "--goal=7")
     server.script = str(copy / "websocketserver.py")
     server.start()  # run from cwd="/", as a service would

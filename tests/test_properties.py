@@ -5,7 +5,8 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from Repository import InvalidValue, NothingToUndo, Repository
+from Repository import Repository
+from thebutton.store import InvalidValue, NothingToUndo
 
 operations = st.lists(
     st.one_of(

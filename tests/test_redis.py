@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import pytest
 
-from store import Change
+from thebutton.store import Change
 from tests.conftest import TOKEN, ServerProcess, free_port
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 
@@ -260,14 +260,19 @@ def test_button_presses_kept_through_a_server_restart_land_once_in_order(redis_s
     assert all(t < pressed_by for t in times), (times, pressed_by)
 
 
+def on_live(store, callback):
+    """callback(live) for each change of the store's liveness (event "live" on the change path)."""
+    store.listen(lambda change: change.event == "live" and callback(change.live))
+
+
 def test_a_press_kept_while_the_outbox_drains_is_stored_too(redis_server, tmp_path):
     """A press kept after Redis is back but before the store is live again (while it stores the
     older ones) is stored as well, without waiting for another press or reconnect."""
-    from redis_store import RedisStore
+    from thebutton.redis_store import RedisStore
 
     with RedisStore(redis_server.url, key="k", goal=100, outbox_path=str(tmp_path / "1.db")) as store:
         down = threading.Event()
-        store.on_live(lambda live: live or down.set())
+        on_live(store, lambda live: live or down.set())
         redis_server.kill()
         assert down.wait(5)
         for _ in range(3):
@@ -358,7 +363,7 @@ class Heard:
 
 def test_other_servers_changes_are_heard_as_not_local(redis_server, tmp_path):
     """A store hears another store's press through the subscription, marked not local."""
-    from redis_store import RedisStore
+    from thebutton.redis_store import RedisStore
 
     with RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "1.db")) as one, \
             RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "2.db")) as two:
@@ -372,7 +377,7 @@ def test_other_servers_changes_are_heard_as_not_local(redis_server, tmp_path):
 
 def test_gap_in_versions_makes_a_resync(redis_server, tmp_path):
     """A change whose version skips ahead makes the store re-read the state and tell its listeners."""
-    from redis_store import RedisStore
+    from thebutton.redis_store import RedisStore
 
     with RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "1.db")) as store:
         heard = Heard()
@@ -389,13 +394,13 @@ def test_gap_in_versions_makes_a_resync(redis_server, tmp_path):
 
 def test_a_foreign_message_on_the_channel_makes_a_resync_not_an_outage(redis_server, tmp_path):
     """Something else published on the change channel: the store reads the state again and stays live."""
-    from redis_store import RedisStore
+    from thebutton.redis_store import RedisStore
 
     with RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "1.db")) as store:
         heard = Heard()
         store.listen(heard)
         lives: List[bool] = []
-        store.on_live(lives.append)
+        on_live(store, lives.append)
         client = redis_server.client()
         client.hset("k:state", mapping={"count": 2, "version": 40})  # a change nobody published
         client.publish("k:changes", "hello")
@@ -403,12 +408,12 @@ def test_a_foreign_message_on_the_channel_makes_a_resync_not_an_outage(redis_ser
         assert heard.wait_for(lambda c: c.state.count == 2).local is False
         store.press(source="api")
         assert heard.wait_for(lambda c: c.event == "press").state.count == 1
-        assert lives == [True]
+        assert lives == []  # no "live" change: it never went out of reach
 
 
 def test_lost_subscription_is_made_again_and_resyncs(redis_server, tmp_path):
     """After its subscription is cut, the store subscribes again and tells listeners what it missed."""
-    from redis_store import RedisStore
+    from thebutton.redis_store import RedisStore
 
     with RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "1.db")) as store, \
             RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "2.db")) as other:
@@ -421,7 +426,7 @@ def test_lost_subscription_is_made_again_and_resyncs(redis_server, tmp_path):
                 other_cut.set()
             elif other_cut.is_set():
                 other_back.set()
-        other.on_live(other_live)
+        on_live(other, other_live)
         client = redis_server.client()
         client.hset("k:state", mapping={"count": 1, "version": 40})  # a change nobody published
         client.client_kill_filter(_type="pubsub")
@@ -435,13 +440,13 @@ def test_lost_subscription_is_made_again_and_resyncs(redis_server, tmp_path):
 
 def test_store_while_redis_is_down_keeps_the_last_state(redis_server, tmp_path):
     """With Redis down, state() is the last known state, API writes raise StoreUnavailable, live is False."""
-    from redis_store import RedisStore
-    from store import StoreUnavailable
+    from thebutton.redis_store import RedisStore
+    from thebutton.store import StoreUnavailable
 
     lives: List[bool] = []
     with RedisStore(redis_server.url, key="k", goal=5, outbox_path=str(tmp_path / "1.db")) as store:
         gone = threading.Event()
-        store.on_live(lambda live: (lives.append(live), live or gone.set()))
+        on_live(store, lambda live: (lives.append(live), live or gone.set()))
         store.press(source="api")
         redis_server.kill()
         assert gone.wait(5)
@@ -453,12 +458,12 @@ def test_store_while_redis_is_down_keeps_the_last_state(redis_server, tmp_path):
         assert store.health()["ok"] is False
         assert store.press(source="gpio").count == 4  # kept, not yet counted
         assert store.health()["waiting_presses"] == 1
-    assert lives[:2] == [True, False]
+    assert lives[:1] == [False]
 
 
 def test_start_while_redis_is_down_uses_the_last_state_heard(redis_server, tmp_path):
     """A store that starts while Redis is down shows the state it last heard (kept beside the outbox)."""
-    from redis_store import RedisStore
+    from thebutton.redis_store import RedisStore
 
     outbox = str(tmp_path / "1.db")
     with RedisStore(redis_server.url, key="k", goal=9, outbox_path=outbox) as store:
@@ -475,7 +480,7 @@ def test_outbox_press_already_stored_is_not_stored_twice(redis_server, tmp_path)
     """A kept press whose id Redis has already applied (a crash before the outbox forgot it) counts once."""
     import sqlite3
 
-    from redis_store import RedisStore
+    from thebutton.redis_store import RedisStore
 
     outbox = str(tmp_path / "1.db")
     with RedisStore(redis_server.url, key="k", goal=5, outbox_path=outbox) as store:

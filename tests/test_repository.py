@@ -10,11 +10,10 @@ from Repository import (
     APPLICATION_ID,
     MIGRATIONS,
     SCHEMA_VERSION,
-    InvalidValue,
-    NothingToUndo,
     Repository,
     RepositoryError,
 )
+from thebutton.store import InvalidValue, NothingToUndo
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from tornado.ioloop import IOLoop
 
-import Repository as repository_module
-import rounds
+import thebutton.rounds as rounds
 from Repository import Repository
-from rounds import RoundSchedule, next_period_start, period_start, seconds_between
-from store import StoreError
+from thebutton.rounds import RoundSchedule, next_period_start, period_start, seconds_between
+from thebutton.store import StoreError
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -40,15 +39,13 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    clock = Clock(at("2025-03-12 09:30"))  # a Wednesday
-    monkeypatch.setattr(repository_module, "_now", clock.iso)
-    return clock
+def clock():
+    return Clock(at("2025-03-12 09:30"))  # a Wednesday
 
 
 @pytest.fixture
 def store(db_path, clock):
-    with Repository(db_path, goal=5) as r:
+    with Repository(db_path, goal=5, clock=clock.iso) as r:
         yield r
 
 
@@ -158,14 +155,14 @@ def test_restart_within_the_same_period_does_not_reset(db_path, clock):
     clock.now = at("2025-03-10 00:00")  # Monday midnight
 
     async def start_server():
-        with Repository(db_path, goal=5) as store:
+        with Repository(db_path, goal=5, clock=clock.iso) as store:
             schedule = RoundSchedule(store, "weekly", clock=clock)
             state = await schedule.check()
             schedule.stop()
             return state, store.state().count
 
     run(start_server)  # the week's round (the fresh store's own round counts for it)
-    with Repository(db_path, goal=5) as store:
+    with Repository(db_path, goal=5, clock=clock.iso) as store:
         store.press()
         store.press()
     clock.now = at("2025-03-16 23:59")  # Sunday night, same week

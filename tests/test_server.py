@@ -6,11 +6,13 @@ from tornado.httpclient import HTTPClientError
 from tornado.testing import AsyncHTTPTestCase, ExpectLog, gen_test
 from tornado.websocket import websocket_connect
 
-import websocketserver
 from Repository import Repository
-from tests.conftest import until
-from store import State
-from websocketserver import Changes, Feed, make_app
+from tests.conftest import build_app, until
+from thebutton.store import State
+from thebutton.changes import Changes
+from thebutton.feed import MAX_CLIENT_MESSAGE, Feed
+from thebutton.metrics import Metrics
+from thebutton.web import server_options
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -33,14 +35,19 @@ class ServerTestCase(AsyncHTTPTestCase):
         super().setUp()
 
     def get_app(self):
-        self.feed = Feed(self.repository.state(), max_connections=self.max_connections)
-        # The change path, as main() wires it: commits reach the feed through the IOLoop.
+        self.feed = Feed(self.repository.state(), max_connections=self.max_connections,
+                         ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+        # The change path, as websocketserver.wire joins it: commits reach the feed through the IOLoop.
         self.changes = Changes(self.io_loop)
         self.changes.listen(self.feed.on_change)
+        self.metrics = Metrics(self.feed, lambda: self.health_value)
+        self.changes.listen(self.metrics.on_change)
         self.repository.listen(self.changes.publish)
-        return make_app(self.repository, self.feed, token=self.token, health=lambda: self.health_value,
-                        ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-                        throttle=self.throttle)
+        return build_app(self.repository, self.feed, self.metrics, token=self.token,
+                         health=lambda: self.health_value, throttle=self.throttle)
+
+    def get_httpserver_options(self):
+        return server_options()  # as the server listens
 
     def tearDown(self):
         for ws in self.sockets:
@@ -274,7 +281,7 @@ class FeedTest(ServerTestCase):
         bad = await self.ws_connect()
         await self.read_json(good)
         await self.read_json(bad)
-        bad.write_message("x" * (websocketserver.MAX_CLIENT_MESSAGE * 10))
+        bad.write_message("x" * (MAX_CLIENT_MESSAGE * 10))
         assert await bad.read_message() is None
         assert bad.close_code == 1009
         await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
@@ -302,7 +309,7 @@ class ConnectionCapTest(ServerTestCase):
         sockets = [await self.ws_connect() for _ in range(3)]
         for ws in sockets:
             await self.read_json(ws)
-        with ExpectLog("button.server", "refused a viewer"):
+        with ExpectLog("button.feed", "refused a viewer"):
             try:
                 await self.ws_connect()
             except HTTPClientError as e:

@@ -12,7 +12,8 @@ from typing import List
 import pytest
 
 from Repository import Repository
-from store import MAX_GOAL, Change, InvalidValue, NothingToUndo
+from thebutton.store import Change, InvalidValue, NothingToUndo
+from thebutton.validation import MAX_GOAL
 from tests.redis_server import RedisServer
 
 KINDS = ("sqlite", "redis")
@@ -38,7 +39,7 @@ def make_store(request, tmp_path):
         if request.param == "sqlite":
             store = Repository(str(tmp_path / f"counter{n}.db"), goal=goal)
         else:
-            from redis_store import RedisStore
+            from thebutton.redis_store import RedisStore
             server = request.getfixturevalue("shared_redis")
             key = f"{request.node.name}-{n}"
             store = RedisStore(server.url, key=key, goal=goal, outbox_path=str(tmp_path / f"outbox{n}.db"))

@@ -12,11 +12,11 @@ from tornado.httpserver import HTTPServer
 from tornado.locks import Condition, Event
 from tornado.testing import bind_unused_port, gen_test
 
-from store import Change, State
+from thebutton.store import Change, State
 from tests.conftest import TOKEN as PROCESS_TOKEN
 from tests.conftest import free_port, until
 from tests.test_server import AUTH, ServerTestCase
-from webhooks import Webhooks, parse_urls, redact, retry_delays, sentence
+from thebutton.webhooks import Webhooks, parse_urls, redact, retry_delays, sentence
 
 
 class Receiver:
@@ -328,7 +328,7 @@ def test_retry_delays_double_to_the_cap_and_end_with_the_window():
 
 def test_note_cannot_ping_a_slack_channel():
     """A note's <, > and & reach Slack as text, not as a mention or a link."""
-    from webhooks import payload
+    from thebutton.webhooks import payload
     body = json.loads(payload(change("press", 5, note="<!channel> & co")))
     assert body["text"] == "&lt;!channel&gt; &amp; co! 5 left of 20"
     assert body["note"] == "<!channel> & co"

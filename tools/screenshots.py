@@ -24,7 +24,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import Repository as repository_module  # noqa: E402 - the project's own store, for the past
+from Repository import Repository  # noqa: E402 - the project's own store, for the past
 DOCS = os.path.join(ROOT, "docs")
 TOKEN = "t"
 SIZE = {"width": 1280, "height": 720}
@@ -76,8 +76,7 @@ def seed_past(path: str) -> None:
             clock[0] += datetime.timedelta(days=1)
 
     advance(0)
-    repository_module._now = lambda: clock[0].isoformat(timespec="milliseconds")  # the tests' clock hook
-    store = repository_module.Repository(path, goal=10)
+    store = Repository(path, goal=10, clock=lambda: clock[0].isoformat(timespec="milliseconds"))
     try:
         for goal, hours in ((10, 5), (12, 4)):
             store.set(count=goal, goal=goal)

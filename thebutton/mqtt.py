@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from tornado.ioloop import IOLoop
 
-from store import Change, InvalidValue, NothingToUndo, State, StoreError
+from thebutton.store import Change, InvalidValue, NothingToUndo, State, Store, StoreError
 
 log = logging.getLogger("button.mqtt")
 
@@ -78,7 +78,7 @@ class MqttBridge:
     block it (paho connects and reconnects in its own thread).
     """
 
-    def __init__(self, url: str, store, topic: str = "the-button", discovery: str = "homeassistant",
+    def __init__(self, url: str, store: Store, topic: str = "the-button", discovery: str = "homeassistant",
                  commands: bool = False, loop: Optional[IOLoop] = None, min_delay: float = 1.0,
                  max_delay: float = 60.0, keepalive: int = 30, device_name: str = "The Button",
                  heading: Optional[Callable[[State], str]] = None) -> None:
@@ -95,6 +95,7 @@ class MqttBridge:
         self.device_name = device_name
         self.heading = heading
         self.state: Optional[State] = None
+        self.live = True  # the store keeps the count current (a "live" change says otherwise)
         self.connected = False  # as last heard on the IOLoop
         self.connects = 0  # successful connections so far (tests and logs)
         self.connect_failures = 0  # attempts that could not reach the broker (tests and logs)
@@ -132,6 +133,7 @@ class MqttBridge:
         if self.state is not None and change.state.serial < self.state.serial:
             return  # an older commit arriving late
         self.state = change.state
+        self.live = change.live
         if not self.connected:
             return  # it goes out on the next connect
         self.publish_state()  # retained and the same from every server: harmless when repeated
@@ -146,6 +148,8 @@ class MqttBridge:
             return
         title = self.heading(state) if self.heading else state.title
         body = {"count": state.count, "goal": state.goal, "presses": state.presses, "title": title}
+        if not self.live:
+            body["live"] = False  # the shared store is out of reach: the last state heard
         # QoS 0: nothing queues while the link is down; every connect republishes the state.
         self.client.publish(self.t("state"), json.dumps(body), qos=0, retain=True)
 
@@ -222,10 +226,7 @@ class MqttBridge:
         try:
             if name == "press":
                 note = command_note(payload)
-                if note is None:
-                    await loop.run_in_executor(None, lambda: self.store.press(source="mqtt"))
-                else:
-                    await loop.run_in_executor(None, lambda: self.store.press(source="mqtt", note=note))
+                await loop.run_in_executor(None, lambda: self.store.press(source="mqtt", note=note))
             else:
                 await loop.run_in_executor(None, self.store.undo)
         except InvalidValue as e:
@@ -267,8 +268,11 @@ class MqttBridge:
             self.loop.add_callback(self.command, name, bytes(message.payload))
 
 
-def command_note(payload: bytes) -> Optional[str]:
-    """The note of a press command: none for an empty payload or "PRESS"; JSON {"note": "..."}; else InvalidValue."""
+def command_note(payload: bytes) -> object:
+    """The note of a press command: none for an empty payload or "PRESS"; JSON {"note": ...}; else InvalidValue.
+
+    The note itself is checked by the store (thebutton/validation.py), like the API's.
+    """
     text = payload.strip()
     if not text or text.upper() == b"PRESS":
         return None
@@ -278,10 +282,7 @@ def command_note(payload: bytes) -> Optional[str]:
         raise InvalidValue('payload must be empty or JSON such as {"note": "Acme Corp"}') from None
     if not isinstance(body, dict) or set(body) - {"note"}:
         raise InvalidValue('payload must be empty or JSON such as {"note": "Acme Corp"}')
-    note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise InvalidValue("note must be a string")
-    return note
+    return body.get("note")
 
 
 def _wait_published(info, timeout: float) -> None:

@@ -1,75 +1,40 @@
-"""What every store of the count shares: the state, a committed change, the errors, and validation.
+"""Every limit and every check of what a caller may ask for, in one place.
 
-Two stores implement the same interface: ``Repository`` (SQLite, Repository.py) and
-``RedisStore`` (redis_store.py). Each has ``state()``, ``press(source, note=None)``,
-``undo()``, ``set(count=None, goal=None, title=None)``, ``new_round(since=None)``,
-``history(limit=50, before=None)``, ``rounds()``, ``listen(callback)`` and ``close()``.
-Every write returns the committed state; after the commit, each callback given to
-``listen`` is called once with the ``Change``, from whichever thread made (or, for Redis,
-heard) the commit, in commit order. Nothing here knows of Tornado.
-
-Validation of a count, goal, title or note lives here alone, and the stores call it.
+The stores call the checks (and nothing else does, but the handlers and the MQTT bridge
+that turn a request into a store call, for the type of a field); the pages get the
+limits from the server (``page_limits``), so that no copy of a number lives in a script.
 """
 from __future__ import annotations
 
 import datetime
+import re
 import unicodedata
-from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
+
+from thebutton.store import InvalidValue
 
 MAX_GOAL = 1_000_000
 MAX_TITLE = 80  # characters, after trimming
 MAX_NOTE = 100  # characters, after trimming
-MAX_HISTORY = 1000  # presses in one page of history
-
-EVENTS = ("press", "undo", "set", "round")
-
-
-class StoreError(Exception):
-    """The store cannot be read or written; the message says which and why."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached just now (e.g. Redis is down); nothing was changed."""
+MAX_HISTORY = 1000  # presses in one read of history (GET /api/history?limit=, and each store read)
+HISTORY_LIMIT = 50  # presses when no limit is given
+CSV_LIMIT = 1000  # presses in an export when no limit is given
+MAX_CSV_LIMIT = 100_000
+MAX_ROUNDS = 1000  # rounds() gives the latest this many
+STORE_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")  # a Redis key prefix, also part of the outbox's file name
+NIGHT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")  # "19:00-07:00"
 
 
-class InvalidValue(ValueError):
-    """A requested count, goal, title or note is not allowed; nothing was changed."""
+def page_limits() -> Dict[str, Any]:
+    """The limits a page checks before it asks (the server checks again): for data-limits."""
+    return {"note": MAX_NOTE, "title": MAX_TITLE, "goal": MAX_GOAL, "history": MAX_HISTORY}
 
 
-class NothingToUndo(Exception):
-    """There is no press left that undo may revert."""
-
-
-@dataclass(frozen=True)
-class State:
-    """The counter as committed: what is left (count) of the goal, presses so far, the title.
-
-    ``title`` is the stored heading, or None for the default one.
-    """
-
-    count: int
-    goal: int
-    presses: int
-    title: Optional[str] = None
-    # Orders commits, so that a late callback cannot show an older state.
-    serial: int = field(default=0, compare=False)
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {"count": self.count, "goal": self.goal, "presses": self.presses}
-
-
-@dataclass(frozen=True)
-class Change:
-    """One committed change, as listeners hear it: what happened and the state after it."""
-
-    event: str  # one of EVENTS
-    state: State
-    note: Optional[str] = None  # a press's note
-    source: Optional[str] = None  # a press's source: gpio, keyboard, api, mqtt, ...
-    at: str = ""  # ISO-8601 time of the commit, with its UTC offset
-    local: bool = True  # made through this server (False: another server sharing the store)
-    took: Optional[float] = None  # seconds the write took to commit, when made here
+def check_night(night: str) -> str:
+    """Night hours as "HH:MM-HH:MM" (24-hour, local time), or "" for never."""
+    if night and not NIGHT_RE.match(night):
+        raise InvalidValue(f"night hours must look like 19:00-07:00, not {night!r}")
+    return night
 
 
 def now_iso() -> str:

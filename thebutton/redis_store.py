@@ -38,12 +38,11 @@ import urllib.parse
 import uuid
 from typing import Any, Callable, Dict, List, Optional
 
-from store import (
-    Change,
-    NothingToUndo,
-    State,
-    StoreError,
-    StoreUnavailable,
+from thebutton.redis_outbox import Outbox
+from thebutton.redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
+from thebutton.store import Change, NothingToUndo, State, StoreError, StoreUnavailable
+from thebutton.validation import (
+    MAX_ROUNDS,
     check_count,
     check_goal,
     check_note,
@@ -53,13 +52,9 @@ from store import (
     parse_time,
 )
 
-from redis_outbox import Outbox
-from redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
-
 log = logging.getLogger("button.redis")
 
 PHYSICAL = ("gpio", "keyboard")  # press sources kept in the outbox while Redis is away
-MAX_ROUNDS = 1000  # rounds() gives the latest this many, like the SQLite store
 APPLIED_DAYS = 30  # how long Redis remembers the uuid of a press from an outbox
 CONNECT_WAIT = 3.0  # seconds the constructor waits for a first connection before going on without
 BACKOFF = (0.1, 5.0)  # seconds between reconnect attempts: first, most
@@ -91,9 +86,9 @@ def _utc_ms(text: str) -> str:
 class RedisStore:
     """The count in Redis, shared by every server with the same URL and key; see the module docstring.
 
-    ``on_live(callback)``: ``callback(False)`` when Redis cannot be reached (writes from
-    the API raise StoreUnavailable, button presses wait in the outbox, ``state()`` is the
-    last state heard), ``callback(True)`` once it is back; from any thread.
+    When Redis cannot be reached, listeners hear a change with event "live" and ``live``
+    False (writes from the API raise StoreUnavailable, button presses wait in the outbox,
+    ``state()`` is the last state heard), and another with ``live`` True once it is back.
     """
 
     def __init__(self, url: str, key: str = "the-button", goal: int = 20, outbox_path: Optional[str] = None,
@@ -110,7 +105,6 @@ class RedisStore:
         self.channel = f"{key}:changes"
         self._keys = [f"{key}:state", f"{key}:presses", f"{key}:rounds"]
         self._listeners: List[Callable[[Change], None]] = []
-        self._live_listeners: List[Callable[[bool], None]] = []
         self._lock = threading.Lock()  # guards the known state and the serial
         self._serial = 0
         self._ops = 0
@@ -273,11 +267,9 @@ class RedisStore:
                 known, version = self._known, self._known_version
             self.outbox.save_known(dict(count=known.count, goal=known.goal, presses=known.presses,
                                         title=known.title, version=version))
-        for callback in self._live_listeners:
-            try:
-                callback(live)
-            except Exception:
-                log.exception("a live listener failed")
+        with self._lock:
+            known = self._known
+        self._tell(Change("live", known, at=now_iso(), live=live))
 
     async def _call(self, name: str, extra: tuple = (), applied: str = "-") -> Any:
         """Run one of the scripts; returns its reply (EVALSHA, loading the script after a Redis restart)."""
@@ -368,13 +360,16 @@ class RedisStore:
         return json.loads(self._run(self._call(name, extra), what))
 
     def listen(self, callback: Callable[[Change], None]) -> None:
-        """Call ``callback(change)`` for every change, ours and other servers', in order (store thread)."""
-        self._listeners.append(callback)
+        """Call ``callback(change)`` for every change, ours and other servers', in order (store thread).
 
-    def on_live(self, callback: Callable[[bool], None]) -> None:
-        """Call ``callback(live)`` now and whenever Redis goes away or comes back (store thread)."""
-        self._live_listeners.append(callback)
-        callback(self._live)
+        Going out of reach and coming back are changes too (event "live"); a callback given
+        while Redis is out of reach hears that at once.
+        """
+        self._listeners.append(callback)
+        if not self._live:
+            with self._lock:
+                known = self._known
+            callback(Change("live", known, at=now_iso(), live=False))
 
     def state(self) -> State:
         """The latest state known: committed in Redis, or the last heard while it is unreachable."""

@@ -11,8 +11,8 @@ from typing import Callable, Optional
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from api import JsonHandler
-from store import Change
+from thebutton.store import Change
+from thebutton.web import BaseHandler
 
 # Seconds: an SQLite commit with its fsync is around a millisecond; Redis across a LAN a few.
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -58,7 +58,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class MetricsHandler(JsonHandler):
+class MetricsHandler(BaseHandler):
     """GET /metrics: the Prometheus text format. Other methods: 405 in JSON, like every route."""
 
     def initialize(self, metrics: Metrics) -> None:

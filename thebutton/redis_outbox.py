@@ -12,7 +12,7 @@ import threading
 import uuid
 from typing import List, Optional
 
-from store import StoreError
+from thebutton.store import StoreError
 
 
 class Outbox:

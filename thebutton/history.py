@@ -2,7 +2,7 @@
 
 Runs on the IOLoop thread; every store read runs in an executor thread (SQLite must
 not block the IOLoop, nor Redis). Errors are {"error": "..."} like the rest of the API
-(api.JsonHandler); a method other than GET is 405.
+(thebutton.web); a method other than GET is 405.
 
 The CSV export takes ``limit`` (default 1000, at most 100,000) and ``before`` like
 /api/history; it reads the store a page (1000 presses) at a time through history(),
@@ -15,20 +15,17 @@ import csv
 import io
 import logging
 import re
-from typing import Callable, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from tornado.ioloop import IOLoop
 
-from api import ApiError, JsonHandler
-from store import InvalidValue, StoreError, StoreUnavailable
+from thebutton.store import Store
+from thebutton.validation import CSV_LIMIT, HISTORY_LIMIT, MAX_CSV_LIMIT, MAX_HISTORY
+from thebutton.web import ApiError, JsonHandler, error_of
 
 log = logging.getLogger("button.history")
 
-HISTORY_LIMIT = 50  # presses when no limit is given
-MAX_HISTORY_LIMIT = 1000
-CSV_LIMIT = 1000
-MAX_CSV_LIMIT = 100_000
-PAGE = 1000  # presses per store read (the most history() gives at once)
+PAGE = MAX_HISTORY  # presses per store read (the most history() gives at once)
 CSV_COLUMNS = ("id", "at", "source", "count_before", "count_after", "undone", "note")
 CSV_FILENAME = "the-button-history.csv"
 # A spreadsheet takes a cell starting with one of these as a formula (CSV injection).
@@ -48,7 +45,7 @@ def spreadsheet_text(text: Optional[str]) -> str:
 class StoreReader(JsonHandler):
     """Base of the read-only history routes: query arguments checked, store reads off the IOLoop."""
 
-    def initialize(self, store) -> None:
+    def initialize(self, store: Store) -> None:
         self.store = store
 
     def whole_number(self, name: str, default: Optional[int], low: int, high: Optional[int]) -> Optional[int]:
@@ -65,20 +62,15 @@ class StoreReader(JsonHandler):
         """Run a store read in an executor thread; its errors become 400 or 503 in words."""
         try:
             return await IOLoop.current().run_in_executor(None, read)
-        except InvalidValue as e:
-            raise ApiError(400, str(e)) from None
-        except StoreUnavailable as e:
-            raise ApiError(503, f"cannot read the {what}: {e}") from e
-        except StoreError as e:
-            log.error("cannot read the %s: %s", what, e)
-            raise ApiError(503, f"cannot read the {what}: {e}") from e
+        except Exception as e:  # error_of re-raises what is not a store's error
+            raise error_of(e, f"read the {what}") from None
 
 
 class HistoryHandler(StoreReader):
     """GET /api/history?limit=N&before=ID: {"presses": [...]}, newest first."""
 
     async def get(self) -> None:
-        limit = self.whole_number("limit", HISTORY_LIMIT, 1, MAX_HISTORY_LIMIT)
+        limit = self.whole_number("limit", HISTORY_LIMIT, 1, MAX_HISTORY)
         before = self.whole_number("before", None, 1, None)
         presses = await self.read("history", lambda: self.store.history(limit=limit, before=before))
         self.send_json({"presses": presses})
@@ -98,7 +90,7 @@ class HistoryCsvHandler(StoreReader):
         self.finish(text)
 
 
-def history_csv(store, limit: int, before: Optional[int]) -> str:
+def history_csv(store: Store, limit: int, before: Optional[int]) -> str:
     """Up to ``limit`` presses below ``before`` as CSV text, read a page at a time. Runs in an executor thread."""
     out = io.StringIO()
     out.write("\ufeff")  # a byte order mark: Excel then reads the file as UTF-8 (notes with é, ☕)
@@ -115,7 +107,7 @@ def history_csv(store, limit: int, before: Optional[int]) -> str:
     return out.getvalue()
 
 
-def csv_row(press: dict) -> List[object]:
+def csv_row(press: Dict[str, Any]) -> List[object]:
     return [press["id"], press["at"], spreadsheet_text(press["source"]), press["count_before"],
             press["count_after"], "true" if press["undone"] else "false", spreadsheet_text(press["note"])]
 

@@ -25,7 +25,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 from tornado.locks import Event
 
-from store import Change
+from thebutton.store import Change
 
 log = logging.getLogger("button.webhooks")
 
@@ -280,8 +280,8 @@ class Webhooks:
         Only changes made through this server: with a shared store every server hears every
         change, and each change should reach a chat once, from the server that made it.
         """
-        if self.closed or not change.local:
-            return
+        if self.closed or not change.local or change.event == "live":
+            return  # "live": the store out of reach or back, which is no news for a chat
         body = payload(change)
         for target in self.targets:
             target.put(body)

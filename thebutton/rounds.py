@@ -18,11 +18,11 @@ from typing import Callable, Optional
 
 from tornado.ioloop import IOLoop
 
-from store import State, StoreError
+from thebutton.store import State, StoreError
 
 log = logging.getLogger("button.rounds")
 
-KINDS = ("daily", "weekly", "monthly")
+PERIODS = ("daily", "weekly", "monthly")
 MAX_SLEEP = 3600.0  # seconds: wake at least this often and look at the clock again
 RETRY = 60.0  # seconds before trying again when the store failed
 
@@ -53,7 +53,7 @@ def _start_wall(wall: datetime.datetime, kind: str) -> datetime.datetime:
         return midnight - datetime.timedelta(days=midnight.weekday())
     if kind == "monthly":
         return midnight.replace(day=1)
-    raise ValueError(f"round kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    raise ValueError(f"round kind must be one of {', '.join(PERIODS)}, not {kind!r}")
 
 
 def period_start(now: datetime.datetime, kind: str) -> datetime.datetime:
@@ -95,8 +95,8 @@ class RoundSchedule:
 
     def __init__(self, store, kind: str, clock: Clock = local_now, loop: Optional[IOLoop] = None,
                  max_sleep: float = MAX_SLEEP) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"round kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        if kind not in PERIODS:
+            raise ValueError(f"round kind must be one of {', '.join(PERIODS)}, not {kind!r}")
         self.store = store
         self.kind = kind
         self.clock = clock

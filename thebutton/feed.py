@@ -1,0 +1,278 @@
+"""The live feed: the open sockets, the frames they get, the pings, and every Tornado internal we use.
+
+Used on the IOLoop thread only. ``Feed.on_change`` is the feed's listener on the change
+path. A newly committed state is encoded once, framed once, and the same bytes go to
+every socket without waiting on any of them (no backpressure: a socket that stops
+reading is dropped, see ``FeedSocket.send_frame``).
+
+Tornado's public WebSocket API (``write_message``) builds a frame and a coroutine per
+socket; at 10,000 viewers that is several times slower (bench/README.md). So this module,
+and no other, reaches past it. Each reach is in one small method with a comment naming
+the test in tests/test_feed_internals.py that fails when a Tornado release changes it:
+
+- ``FeedSocket._stream``: ``ws_connection.stream``, the connection's IOStream, with its
+  ``max_write_buffer_size``, ``writing()`` and ``socket``;
+- ``FeedSocket._closing``: ``ws_connection.is_closing()``;
+- ``FeedSocket._forget_http``: the handshake's HTTP connection objects, let go of.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from typing import Any, Dict, Optional, Set
+
+import tornado.websocket
+from tornado.httputil import responses
+from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from thebutton.store import Change, State
+from thebutton.web import ApiError
+
+log = logging.getLogger("button.feed")
+
+MAX_CLIENT_MESSAGE = 1024  # bytes; the feed is read-only, a bigger frame closes that socket
+MAX_BUFFERED = 64 * 1024  # bytes a reader may leave unread (beyond the kernel's) before it is dropped
+PING_SLOTS = 20  # a ping interval is this many ticks, each pinging one slot of the sockets
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n <= 0xFFFF:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+PING_FRAME = b"\x89\x00"  # an unmasked ping with no payload (RFC 6455 5.5.2)
+# A ping and the page's heartbeat in one send: {"event": "beat"} has no count, so pages of
+# any version ignore it but for resetting their watchdog.
+PING_AND_BEAT = PING_FRAME + text_frame(b'{"event":"beat"}')
+
+
+class Feed:
+    """The open sockets and the latest committed state.
+
+    ``ping_interval`` seconds (0 = none) between pings to each socket; a socket silent for
+    longer than ``ping_timeout`` after a ping is dropped. ``version`` is the page's
+    version (pages reload when it changes).
+    """
+
+    def __init__(self, state: State, title: Optional[str] = None, max_connections: int = 1000,
+                 max_buffered: int = MAX_BUFFERED, night: str = "", version: str = "",
+                 ping_interval: float = 0.0, ping_timeout: float = 10.0) -> None:
+        self.waiters: Set[FeedSocket] = set()
+        self.state = state
+        self.title = title
+        self.max_connections = max_connections
+        self.max_buffered = max_buffered
+        self.night = night  # "HH:MM-HH:MM" when pages dim, or ""
+        self.live = True  # False while the store cannot keep the count current
+        self.version = version
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self._pinger: Optional[PeriodicCallback] = None
+        self._tick = 0  # the slot the next ping_tick pings
+        self._next_slot = 0  # the slot the next viewer joins
+
+    def add(self, waiter: FeedSocket) -> None:
+        waiter.ping_slot = self._next_slot
+        self._next_slot = (self._next_slot + 1) % PING_SLOTS
+        self.waiters.add(waiter)
+        if self._pinger is None and self.ping_interval > 0:
+            self._pinger = PeriodicCallback(self.ping_tick, self.ping_interval * 1000 / PING_SLOTS)
+            self._pinger.start()
+
+    def ping_tick(self, now: Optional[float] = None) -> None:
+        """Ping one slot of the sockets and drop those silent for longer than ping_timeout.
+
+        One timer for every socket, rather than a task per socket (Tornado's way). Each
+        tick pings a twentieth of them, so that with thousands of viewers the pings and
+        their pongs come as a trickle, not as one burst that a press would wait behind.
+        Every socket is pinged once per ping_interval; the frame is built once. With the
+        ping goes a heartbeat the page can see (pings are invisible to page scripts), in
+        the same send: a page that hears nothing for a while knows its connection is dead.
+        """
+        if not self.waiters:
+            self.stop_pinging()
+            return
+        if now is None:
+            now = IOLoop.current().time()
+        slot = self._tick
+        self._tick = (self._tick + 1) % PING_SLOTS
+        late = now - self.ping_timeout if self.ping_timeout > 0 else None
+        for waiter in list(self.waiters):
+            due = waiter.pong_due
+            if due and late is not None and due <= late:
+                log.info("dropped a viewer that stopped answering pings (%s)", waiter.request.remote_ip)
+                waiter.drop()
+            elif waiter.ping_slot == slot:
+                if not due:
+                    waiter.pong_due = now  # the oldest ping not yet answered
+                waiter.send_frame(PING_AND_BEAT)
+
+    def heading(self, state: Optional[State] = None) -> str:
+        """The page heading: the stored title, else --title, else "Countdown to <goal>"."""
+        state = state or self.state
+        return state.title or self.title or f"Countdown to {state.goal}"
+
+    def message(self, event: str, **extra: Any) -> str:
+        """The state as the JSON text every socket gets; event is state, press, undo, set or round."""
+        body = self.state.as_dict()
+        body.update(event=event, title=self.heading(), version=self.version,
+                    beat=self.ping_interval, night=self.night or None)
+        if not self.live:
+            body["live"] = False
+        body.update(extra)
+        return json.dumps(body)
+
+    def full(self) -> bool:
+        return len(self.waiters) >= self.max_connections
+
+    def on_change(self, change: Change) -> None:
+        """The feed's listener on the change path: every open socket gets the new state."""
+        if change.event == "live":
+            if change.live != self.live:
+                self.live = change.live
+                self.send_updates(self.state, "state")  # the pages say whether the count is live
+            return
+        extra: Dict[str, Any] = {}
+        if change.event == "press":
+            extra["source"] = change.source
+            if change.note:
+                extra["note"] = change.note
+        self.send_updates(change.state, change.event, **extra)
+
+    def send_updates(self, state: State, event: str, **extra: Any) -> None:
+        """Send a newly committed state to every open socket, without waiting on any of them.
+
+        The WebSocket frame is built once and the same bytes go to every socket;
+        there is no backpressure: a socket whose unsent data passes max_buffered is
+        dropped rather than allowed to slow the others or to grow memory.
+        """
+        if state.serial < self.state.serial:
+            return  # an older commit whose callback arrived late: the screens have newer
+        self.state = state
+        frame = text_frame(self.message(event, **extra).encode())
+        for waiter in list(self.waiters):
+            waiter.send_frame(frame)
+
+    def stop_pinging(self) -> None:
+        if self._pinger is not None:
+            self._pinger.stop()
+            self._pinger = None
+
+    def close_all(self) -> None:
+        self.stop_pinging()
+        for waiter in list(self.waiters):
+            waiter.close(1001, "server shutting down")
+
+
+class FeedSocket(tornado.websocket.WebSocketHandler):
+    """One viewer of the live feed. Read-only: what a client sends is ignored."""
+
+    pong_due = 0.0  # when the oldest unanswered ping went out (Feed.ping_tick); 0 = none
+    ping_slot = 0  # which of PING_SLOTS ticks pings this socket
+    stream: Optional[IOStream] = None  # the connection's IOStream, once open
+
+    def initialize(self, feed: Feed) -> None:
+        self.feed = feed
+
+    def prepare(self) -> None:
+        if self.feed.full():
+            log.warning("refused a viewer: %d connections is the limit", self.feed.max_connections)
+            raise ApiError(503, f"too many viewers (limit {self.feed.max_connections})",
+                           {"Retry-After": "30"})
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # A refused handshake answers like the API, so a client can read why.
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        message = exc.message if isinstance(exc, ApiError) else responses.get(status_code, "error")
+        self.finish({"error": message})
+
+    def get_compression_options(self) -> None:
+        # Off: send_frame writes ready-made uncompressed frames shared by every socket.
+        return None
+
+    def check_origin(self, origin: str) -> bool:
+        # The feed is public to whoever can reach the server and carries no write,
+        # so a page from any origin may watch it.
+        return True
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.stream = self._stream()
+        self._forget_http()
+        self.feed.add(self)
+        self.send_frame(text_frame(self.feed.message("state").encode()))
+
+    def _stream(self) -> IOStream:
+        # Tornado internal: WebSocketProtocol13.stream is the connection's IOStream. Its
+        # max_write_buffer_size makes IOStream refuse writes past it (StreamBufferFullError):
+        # the stuck-reader limit. Guarded by test_feed_internals.test_the_stream_is_an_iostream
+        # and test_faults.StuckReaderTest.
+        assert self.ws_connection is not None
+        stream: IOStream = self.ws_connection.stream  # type: ignore[attr-defined]
+        stream.max_write_buffer_size = self.feed.max_buffered
+        return stream
+
+    def _forget_http(self) -> None:
+        # Tornado internal: once the handshake is over Tornado never uses the HTTP connection
+        # objects again; letting go of them saves about 2 KB a viewer (bench/README.md).
+        # Guarded by test_feed_internals.test_a_socket_works_without_its_http_connection.
+        self.request.connection = self.request.server_connection = None  # type: ignore[assignment]
+
+    def _closing(self) -> bool:
+        # Tornado internal: WebSocketProtocol.is_closing() is true once the close handshake
+        # began or the stream closed. Guarded by
+        # test_feed_internals.test_a_closing_socket_leaves_the_feed.
+        connection = self.ws_connection
+        return connection is None or connection.is_closing()  # type: ignore[attr-defined, no-any-return]
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue a ready-made frame; drop this socket if it is closed or has stopped reading."""
+        stream = self.stream
+        if stream is None or self._closing():
+            self.feed.waiters.discard(self)
+            return
+        try:
+            if not stream.writing():
+                # Fast path: nothing queued, so hand the frame straight to the kernel; only
+                # a part the socket cannot take now goes through IOStream's buffer.
+                # Guarded by test_feed_internals.test_the_stream_is_an_iostream.
+                try:
+                    sent = stream.socket.send(frame)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(frame):
+                    return
+                frame = frame[sent:]
+            stream.write(frame)
+        except (StreamClosedError, OSError):
+            self.feed.waiters.discard(self)
+        except StreamBufferFullError:
+            log.warning("dropped a viewer that stopped reading (%s)", self.request.remote_ip)
+            self.drop()
+
+    def drop(self) -> None:
+        """Close the connection at once: a close frame would only queue behind unread data."""
+        self.feed.waiters.discard(self)
+        if self.stream is not None:
+            self.stream.close()
+
+    def on_pong(self, data: bytes) -> None:
+        self.pong_due = 0.0
+
+    def on_message(self, message: Any) -> None:
+        pass
+
+    def on_close(self) -> None:
+        self.feed.waiters.discard(self)

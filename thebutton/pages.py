@@ -1,0 +1,95 @@
+"""The pages: the countdown (/), /admin, /history, and their static files.
+
+Every page is rendered with the limits of thebutton/validation.py (``limits``), so that a
+page's fields and scripts use the server's numbers, not copies of them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import tornado.web
+
+from thebutton.feed import Feed
+from thebutton.validation import page_limits
+from thebutton.web import ApiError, BaseHandler
+
+
+def page_version(template_path: str, static_path: str) -> str:
+    """A short hash of the countdown page and its assets: open pages reload when it changes."""
+    digest = hashlib.sha256()
+    files = [os.path.join(template_path, "default.html")]
+    for root, _dirs, names in sorted(os.walk(static_path)):
+        files.extend(os.path.join(root, name) for name in sorted(names))
+    for path in files:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:12]
+
+
+class SecurityHeaders(tornado.web.RequestHandler):
+    """Headers for everything a browser renders: our own scripts, styles and sounds only."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        host = self.request.host
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"media-src 'self' data: blob:; connect-src 'self' ws://{host} wss://{host}; "
+            "object-src 'none'; base-uri 'none'; form-action 'none'",
+        )
+
+
+class PageHandler(SecurityHeaders, BaseHandler):
+    """A page from a template; its data come from the API and the feed. /: the countdown."""
+
+    def initialize(self, feed: Feed, template: str) -> None:
+        self.feed = feed
+        self.template = template
+
+    def page_values(self) -> Dict[str, Any]:
+        limits = page_limits()
+        return {"title": self.feed.heading(), "limits": limits, "limits_json": json.dumps(limits)}
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-cache")
+        if self.template != "default.html":
+            self.set_header("X-Frame-Options", "DENY")  # no other site frames the admin page
+        self.render(self.template, **self.page_values())
+
+
+class CountdownHandler(PageHandler):
+    """GET /: the countdown page, with the current count already in the HTML."""
+
+    def page_values(self) -> Dict[str, Any]:
+        state = self.feed.state
+        values = super().page_values()
+        values.update(state=state, version=self.feed.version, done=(state.goal - state.count) / state.goal,
+                      beat=self.feed.ping_interval, night=self.feed.night)
+        return values
+
+
+class StaticHandler(SecurityHeaders, BaseHandler, tornado.web.StaticFileHandler):
+    """The page's assets. A path that is not a file of static/ is 404 (or 400), never a 500."""
+
+    head = tornado.web.StaticFileHandler.head  # reads no file
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> Optional[str]:
+        if "\x00" in absolute_path:  # the OS refuses the name: not a file of ours
+            raise ApiError(400, "bad path")
+        try:
+            return super().validate_absolute_path(root, absolute_path)
+        except tornado.web.HTTPError as e:
+            if e.status_code == 403:  # outside static/, or a folder: nothing to show here
+                raise ApiError(404, "no such file") from None
+            raise
+
+
+def icon_routes(static_path: str) -> List[Any]:
+    """The icons browsers ask for at the top level, from static/."""
+    icons = r"/(favicon\.ico|apple-touch-icon\.png|apple-touch-icon-precomposed\.png)"
+    return [(icons, StaticHandler, {"path": static_path})]

@@ -1,0 +1,194 @@
+"""One error shape for every route: {"error": "..."} with the right status, and HEAD like GET.
+
+``ErrorShape.write_error`` is the only place an error answer is written, for the JSON
+routes, the pages, the static files and the feed's refused handshakes alike;
+``error_of`` is the only place a store error becomes a status. ``Application`` sends
+every request whose path no route takes to ``DefaultHandler`` (404), and refuses a URL
+or a header block past its limit (414, 431) before any handler sees it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import tornado.web
+from tornado.httputil import HTTPServerRequest, responses
+
+from thebutton.store import InvalidValue, NothingToUndo, StoreError
+
+log = logging.getLogger("button.web")
+
+MAX_URL = 8 * 1024  # bytes of the request target: more is 414
+MAX_HEADERS = 32 * 1024  # bytes of all header lines: more is 431
+READ_HEADERS = 1024 * 1024  # what Tornado reads of a request head before it gives up (drops it)
+MAX_API_BODY = 4096  # bytes; a real body is a few dozen
+MAX_READ_BODY = 1024 * 1024  # bytes read (and dropped) to answer 413 in words; more: cut off
+NO_TORNADO_LIMIT = 1 << 62  # Tornado's own body limit, set out of reach: JsonHandler cuts first
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
+def server_options() -> Dict[str, Any]:
+    """HTTPServer options: Tornado reads a large head, so that our limits can answer in words."""
+    return {"max_header_size": READ_HEADERS, "max_body_size": MAX_READ_BODY}
+
+
+class ApiError(tornado.web.HTTPError):
+    """An HTTP error whose message goes to the client as {"error": message}."""
+
+    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None) -> None:
+        super().__init__(status)
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_of(exc: Exception, what: str) -> ApiError:
+    """The HTTP answer to a store's exception; ``what`` it was: "press", "set", "read the history"."""
+    if isinstance(exc, InvalidValue):
+        return ApiError(400, str(exc))
+    if isinstance(exc, NothingToUndo):
+        return ApiError(409, str(exc))
+    if isinstance(exc, StoreError):  # StoreUnavailable too: Redis is away
+        reading = what.startswith("read")
+        log.error("cannot %s: %s" if reading else "%s not stored: %s", what, exc)
+        return ApiError(503, f"cannot {what}: {exc}" if reading else f"not stored: {exc}")
+    raise exc
+
+
+def methods_of(handler: tornado.web.RequestHandler) -> List[str]:
+    """The methods a handler class answers: those it defines, and HEAD where it has GET."""
+    base = tornado.web.RequestHandler
+    own = [m for m in METHODS if getattr(type(handler), m.lower()) is not getattr(base, m.lower())]
+    return own[:1] + ["HEAD"] + own[1:] if "GET" in own else own
+
+
+class ErrorShape(tornado.web.RequestHandler):
+    """write_error for every handler: {"error": message}, the ApiError's headers, Allow on 405."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.clear_header("Content-Disposition")
+        self.clear_header("Content-Encoding")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        message = None
+        if isinstance(exc, ApiError):
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+            message = exc.message
+        elif isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        if status_code == 405 and not (isinstance(exc, ApiError) and "Allow" in exc.headers):
+            self.set_header("Allow", ", ".join(methods_of(self)))
+        self.finish(json.dumps({"error": message or responses.get(status_code, "error").lower()}))
+
+
+@tornado.web.stream_request_body
+class BaseHandler(ErrorShape):
+    """A route with our error shape and our body limits; a method it lacks is 405 first; HEAD like GET.
+
+    The body is streamed so that its limits are ours, on every route: a body up to
+    MAX_API_BODY is kept, one past it gets 413 in words (read and dropped up to
+    MAX_READ_BODY, so that the client can read the answer), never Tornado's bare 400.
+    """
+
+    answered = False  # finish() has run: the answer is out
+
+    def prepare(self) -> None:
+        # Before any auth or body check: a method the route lacks is 405, whoever asks.
+        allowed = methods_of(self)
+        if self.request.method not in allowed:
+            raise ApiError(405, f"{self.request.method} is not allowed here", {"Allow": ", ".join(allowed)})
+        self.check_access()
+        self.chunks: List[bytes] = []
+        self.received = 0
+        # data_received cuts a body off at MAX_READ_BODY itself, with an answer in words.
+        self.request.connection.set_max_body_size(NO_TORNADO_LIMIT)  # type: ignore[union-attr]
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_API_BODY:
+            raise ApiError(413, f"body larger than {MAX_API_BODY} bytes")
+
+    def check_access(self) -> None:
+        """Raise ApiError unless this request may go on (after the method check, before the body)."""
+
+    def data_received(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.received <= MAX_API_BODY:
+            self.chunks.append(chunk)
+        elif self.received > MAX_READ_BODY and not self.answered:
+            # A chunked body that goes on and on: answer now; Tornado then closes the
+            # connection instead of reading the rest.
+            self.set_status(413)
+            self.finish({"error": f"body larger than {MAX_API_BODY} bytes"})
+
+    def on_finish(self) -> None:
+        self.answered = True
+
+    async def head(self, *args: str, **kwargs: str) -> None:
+        # RequestHandler.flush sends no body for HEAD, and finish keeps the Content-Length.
+        result = self.get(*args, **kwargs)
+        if result is not None:
+            await result
+
+
+class JsonHandler(BaseHandler):
+    """Base of the JSON routes: JSON, never cached, a body read as a JSON object."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def json_body(self, empty_ok: bool = False) -> Dict[str, Any]:
+        """The request body as a JSON object; 413 or 400 in words otherwise."""
+        if self.received > MAX_API_BODY:
+            raise ApiError(413, f"body larger than {MAX_API_BODY} bytes")
+        raw = b"".join(self.chunks)
+        if not raw.strip():
+            if empty_ok:
+                return {}
+            raise ApiError(400, "body must be a JSON object")
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ApiError(400, "body must be JSON such as {\"count\": 5}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "body must be a JSON object")
+        return body
+
+    def send_json(self, body: Dict[str, Any]) -> None:
+        self.finish(json.dumps(body))
+
+
+class DefaultHandler(JsonHandler):
+    """Every path no route takes (404), and a request past a limit (Application.find_handler)."""
+
+    def initialize(self, status: int = 404, message: Optional[str] = None) -> None:
+        self.status = status
+        self.message = message
+
+    def prepare(self) -> None:
+        # Before the method check: an unknown path is 404 whatever the method.
+        raise ApiError(self.status, self.message or f"nothing at {self.request.path}"[:200])
+
+
+def too_large(request: HTTPServerRequest) -> Optional[Tuple[int, str]]:
+    """(status, message) when the request target or its headers are past our limits."""
+    if len(request.uri or "") > MAX_URL:
+        return 414, f"URL longer than {MAX_URL} bytes"
+    size = sum(len(name) + len(value) + 4 for name, value in request.headers.get_all())
+    if size > MAX_HEADERS:
+        return 431, f"headers larger than {MAX_HEADERS} bytes"
+    return None
+
+
+class Application(tornado.web.Application):
+    """tornado.web.Application that refuses a URL or headers past our limits in the one error shape."""
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        # Router.find_handler is Tornado's public routing interface.
+        refused = too_large(request)
+        if refused is not None:
+            status, message = refused
+            return self.get_handler_delegate(request, DefaultHandler, {"status": status, "message": message})
+        return super().find_handler(request, **kwargs)
