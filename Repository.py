@@ -19,19 +19,16 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
-from thebutton.store import Change, InvalidValue, NothingToUndo, State, StoreError
+from thebutton.store import Change, NothingToUndo, State, StoreError
 from thebutton.validation import (
-    MAX_GOAL,
-    MAX_HISTORY,
     MAX_ROUNDS,
     check_count,
     check_goal,
-    check_page,
     check_note,
+    check_page,
     check_title,
-    is_int,
     now_iso,
     parse_time,
 )
@@ -242,6 +239,7 @@ class Repository:
     @staticmethod
     def _start_round(db: sqlite3.Connection, at: str, goal: int) -> int:
         cursor = db.execute("INSERT INTO rounds (started, goal) VALUES (?, ?)", (at, goal))
+        assert cursor.lastrowid is not None  # an INSERT that worked
         return cursor.lastrowid
 
     @staticmethod
@@ -276,9 +274,9 @@ class Repository:
                 round_id = self._start_round(db, at, goal)
             else:
                 after = count - 1
-                round_id = self._open_round(db)
-                if round_id is None:  # not reachable through this class; keeps a hand-edited file sane
-                    round_id = self._start_round(db, at, goal)
+                open_round = self._open_round(db)
+                # None is not reachable through this class; it keeps a hand-edited file sane.
+                round_id = self._start_round(db, at, goal) if open_round is None else open_round
                 db.execute(
                     "UPDATE rounds SET presses = presses + 1, ended = ?, reached = ? WHERE id = ?",
                     (at if after == 0 else None, int(after == 0), round_id),
@@ -329,7 +327,8 @@ class Repository:
 
         A goal below the count pulls the count down to it. A change of count or goal
         ends the open round (not reached) and starts the next; undo does not reach back
-        past it. A set that changes neither (the title alone) keeps the round and undo. Raises InvalidValue (nothing changed) for a count outside 0..goal, a goal
+        past it. A set that changes neither (the title alone) keeps the round and undo.
+        Raises InvalidValue (nothing changed) for a count outside 0..goal, a goal
         outside 1..MAX_GOAL or a bad title.
         """
         if goal is not None:
@@ -419,7 +418,7 @@ class Repository:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Repository":
+    def __enter__(self) -> Repository:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -439,14 +438,13 @@ class _WriteErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
             message = f"{self.repository.path}: could not {self.what}: {exc}"
             self.repository._error = message
             raise RepositoryError(message) from exc
         if exc_type is None:
             self.repository._error = None
-        return False
 
 
 def default_path() -> str:

@@ -43,7 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_PING_INTERVAL = 24.0  # seconds; x 1.25 (the page's patience) is 30 s
 
 define("port", default=8888, type=int, help="HTTP and WebSocket port (below 1024 needs root or CAP_NET_BIND_SERVICE)")
-define("address", default="", help='bind address; "" listens on every interface, so anyone on the LAN can open the page; 127.0.0.1 keeps it to this machine')
+define("address", default="", help='bind address; "" listens on every interface, so anyone on the LAN can open the page; '
+       "127.0.0.1 keeps it to this machine")
 define("db", default=default_path(), help="SQLite file that keeps the count; created on first run")
 define("goal", default=20, type=int, help="the goal a fresh database starts at (an existing database keeps its own)")
 define("button", default="auto", help="press source: auto (GPIO, else keyboard on a terminal, else none), gpio, keyboard, none")
@@ -52,7 +53,8 @@ define("pull", default="up", help="up: button wired to ground, pressed = LOW; do
 define("admin_token", default=None, help="bearer token for the write API (default: env BUTTON_ADMIN_TOKEN); unset = write API disabled")
 define("title", default=None, help='page heading when none was set through the API or /admin (default: "Countdown to <goal>")')
 define("max_connections", default=1000, type=int, help="most WebSocket viewers at once; more are refused with 503")
-define("ping_interval", default=20.0, type=float, help="seconds (more than 0, at most 24) between heartbeats to each page (and pings); a page that hears nothing for 1.25x this reconnects, so within 30 s")
+define("ping_interval", default=20.0, type=float, help="seconds (more than 0, at most 24) between heartbeats to each page "
+       "(and pings); a page that hears nothing for 1.25x this reconnects, so within 30 s")
 define("night", default="", help='local hours when pages dim, e.g. "19:00-07:00"; "" = never (the count always stays visible)')
 define("round", default="none", help="none, daily, weekly (from Monday) or monthly: a new round (count = goal) starts at each period, local time")
 define("webhook", default="", help="URL(s), comma-separated, that get a JSON POST after each change (Slack/Teams incoming webhooks); \"\" = off")

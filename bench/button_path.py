@@ -25,8 +25,8 @@ from tornado.websocket import websocket_connect  # noqa: E402
 
 from Button import GpioButton  # noqa: E402
 from Repository import Repository  # noqa: E402
-from tests.fake_gpio import FakeGPIO  # noqa: E402
 from tests.conftest import build_app  # noqa: E402
+from tests.fake_gpio import FakeGPIO  # noqa: E402
 from thebutton.feed import Feed  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -23,6 +23,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 import run as bench  # noqa: E402  (bench/run.py: server start, load client, CPU and RSS readings)
+
 from tests.mosquitto import Broker  # noqa: E402
 
 

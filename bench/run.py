@@ -166,7 +166,7 @@ def summarize(runs):
         table.setdefault((r["server"], r["n"]), []).append(r)
     rows = []
     for (server, n), rs in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        def stat(f):
+        def stat(f, rs=rs):
             values = [f(r) for r in rs if f(r) is not None]
             return (statistics.median(values), min(values), max(values)) if values else (None, None, None)
         rows.append({
@@ -191,7 +191,8 @@ def markdown(rows):
     for r in rows:
         if r["server"] == "node-ws":
             best[r["n"]] = r["max_ms"][0]
-    lines = ["| N | server | press → last client ms | p50 ms | p99 ms | ratio to node-ws (last client) | RSS KB/conn | idle CPU % | CPU ms/press | client CPU ms/press | failed | missed |",
+    lines = ["| N | server | press → last client ms | p50 ms | p99 ms | ratio to node-ws (last client) "
+             "| RSS KB/conn | idle CPU % | CPU ms/press | client CPU ms/press | failed | missed |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "–"

@@ -183,7 +183,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     runs = []
-    for repeat in range(args.repeats):
+    for _repeat in range(args.repeats):
         for setup in args.setups:  # interleaved, so that a slow moment of the machine hits every setup
             run = run_one(setup, args.n, args.presses, args.spacing)
             runs.append(run)

@@ -53,7 +53,7 @@ class Broker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -66,7 +66,7 @@ class Broker:
                     return self
             except OSError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"mosquitto did not listen on {self.port}:\n{self.output()}")
+                    raise AssertionError(f"mosquitto did not listen on {self.port}:\n{self.output()}") from None
                 time.sleep(0.02)
 
     def kill(self) -> None:
@@ -96,7 +96,7 @@ class Broker:
         except OSError:
             return ""
 
-    def __enter__(self) -> "Broker":
+    def __enter__(self) -> Broker:
         return self.start()
 
     def __exit__(self, *exc) -> None:

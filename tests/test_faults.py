@@ -7,9 +7,9 @@ import sqlite3
 
 from tornado.testing import ExpectLog, gen_test
 
-from thebutton.feed import PING_AND_BEAT, PING_SLOTS
 from tests.conftest import ServerProcess, until
 from tests.test_server import AUTH, ServerTestCase
+from thebutton.feed import PING_AND_BEAT, PING_SLOTS
 
 
 def raw_ws_client(port, rcvbuf=None):

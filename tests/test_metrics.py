@@ -5,11 +5,11 @@ import json
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.testing import ExpectLog, gen_test
 
-from thebutton.metrics import Metrics
-from thebutton.store import Change, State
 from tests.conftest import TOKEN as PROCESS_TOKEN
 from tests.conftest import build_app, until
 from tests.test_server import AUTH, ServerTestCase
+from thebutton.metrics import Metrics
+from thebutton.store import Change, State
 
 
 def samples(text):

@@ -9,11 +9,12 @@ import tornado.gen
 import tornado.util
 from tornado.testing import ExpectLog, gen_test
 
-from thebutton.mqtt import MqttBridge, command_note, parse_url
-from thebutton.store import InvalidValue
-from tests.conftest import TOKEN as PROCESS_TOKEN, until
+from tests.conftest import TOKEN as PROCESS_TOKEN
+from tests.conftest import until
 from tests.mosquitto import Broker, Subscriber
 from tests.test_server import AUTH, ServerTestCase
+from thebutton.mqtt import MqttBridge, command_note, parse_url
+from thebutton.store import InvalidValue
 
 TOPIC = "the-button"
 

@@ -107,8 +107,9 @@ def test_keyboard_enter_is_a_press(tmp_path):
     server = ServerProcess(str(tmp_path / "c.db"), "--button=keyboard", stdin=subprocess.PIPE).start()
     try:
         import asyncio
-        from tornado.websocket import websocket_connect
         import json
+
+        from tornado.websocket import websocket_connect
 
         async def press_and_read():
             ws = await websocket_connect("ws://127.0.0.1:%d/websocket" % server.port)

@@ -16,9 +16,9 @@ from typing import List, Optional
 
 import pytest
 
-from thebutton.store import Change
 from tests.conftest import TOKEN, ServerProcess, free_port
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
+from thebutton.store import Change
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ class Viewer:
         self.messages: List[dict] = []
         self.changed = asyncio.Event()
 
-    async def open(self) -> "Viewer":
+    async def open(self) -> Viewer:
         from tornado.websocket import websocket_connect
 
         self.ws = await websocket_connect(f"ws://127.0.0.1:{self.server.port}/websocket")
@@ -242,7 +242,7 @@ def test_button_presses_kept_through_a_server_restart_land_once_in_order(redis_s
         for n in range(1, 4):
             a.proc.stdin.write(b"\n")
             a.proc.stdin.flush()
-            await until_health(a, lambda h: h["store"].get("waiting_presses") == n)
+            await until_health(a, lambda h, n=n: h["store"].get("waiting_presses") == n)
 
     asyncio.run(main())
     pressed_by = datetime.datetime.now(datetime.timezone.utc)

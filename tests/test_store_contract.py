@@ -12,9 +12,9 @@ from typing import List
 import pytest
 
 from Repository import Repository
+from tests.redis_server import RedisServer
 from thebutton.store import Change, InvalidValue, NothingToUndo
 from thebutton.validation import MAX_GOAL
-from tests.redis_server import RedisServer
 
 KINDS = ("sqlite", "redis")
 

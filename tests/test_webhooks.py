@@ -12,10 +12,10 @@ from tornado.httpserver import HTTPServer
 from tornado.locks import Condition, Event
 from tornado.testing import bind_unused_port, gen_test
 
-from thebutton.store import Change, State
 from tests.conftest import TOKEN as PROCESS_TOKEN
 from tests.conftest import free_port, until
 from tests.test_server import AUTH, ServerTestCase
+from thebutton.store import Change, State
 from thebutton.webhooks import Webhooks, parse_urls, redact, retry_delays, sentence
 
 

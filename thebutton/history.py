@@ -48,6 +48,12 @@ class StoreReader(JsonHandler):
     def initialize(self, store: Store) -> None:
         self.store = store
 
+    def limit(self, default: int, high: int) -> int:
+        """The query argument ``limit``: 1..high, ``default`` when absent; 400 otherwise."""
+        limit = self.whole_number("limit", default, 1, high)
+        assert limit is not None  # absent is the default
+        return limit
+
     def whole_number(self, name: str, default: Optional[int], low: int, high: Optional[int]) -> Optional[int]:
         """The query argument ``name`` as a whole number in low..high, ``default`` when absent; 400 otherwise."""
         raw = self.get_query_argument(name, None)
@@ -70,7 +76,7 @@ class HistoryHandler(StoreReader):
     """GET /api/history?limit=N&before=ID: {"presses": [...]}, newest first."""
 
     async def get(self) -> None:
-        limit = self.whole_number("limit", HISTORY_LIMIT, 1, MAX_HISTORY)
+        limit = self.limit(HISTORY_LIMIT, MAX_HISTORY)
         before = self.whole_number("before", None, 1, None)
         presses = await self.read("history", lambda: self.store.history(limit=limit, before=before))
         self.send_json({"presses": presses})
@@ -80,7 +86,7 @@ class HistoryCsvHandler(StoreReader):
     """GET /api/history.csv?limit=N&before=ID: the same presses as CSV, a header line first."""
 
     async def get(self) -> None:
-        limit = self.whole_number("limit", CSV_LIMIT, 1, MAX_CSV_LIMIT)
+        limit = self.limit(CSV_LIMIT, MAX_CSV_LIMIT)
         before = self.whole_number("before", None, 1, None)
         # The whole export is made before any of it is sent, so that an error on a later
         # page is still a JSON error, not a file cut short that looks complete.

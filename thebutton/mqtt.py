@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional
 from urllib.parse import unquote, urlsplit
 
 from tornado.ioloop import IOLoop
@@ -268,7 +268,7 @@ class MqttBridge:
             self.loop.add_callback(self.command, name, bytes(message.payload))
 
 
-def command_note(payload: bytes) -> object:
+def command_note(payload: bytes) -> Any:
     """The note of a press command: none for an empty payload or "PRESS"; JSON {"note": ...}; else InvalidValue.
 
     The note itself is checked by the store (thebutton/validation.py), like the API's.

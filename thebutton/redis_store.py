@@ -237,7 +237,7 @@ class RedisStore:
         version = message["version"]
         if message["epoch"] == self._epoch and version <= self._version:
             return  # already in the state read at (re)subscription
-        if message["epoch"] != self._epoch or version != self._version + 1:
+        if message["epoch"] != self._epoch or self._version is None or version != self._version + 1:
             log.info("missed changes (version %s after %s): reading the state again", version, self._version)
             await self._resync()
             return
@@ -303,7 +303,8 @@ class RedisStore:
     async def _drain_again(self) -> None:
         """Retry presses still kept while connected (Redis refused them, e.g. out of memory); a lost
         connection raises, as in the follow loop."""
-        from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         try:
@@ -313,7 +314,7 @@ class RedisStore:
         except RedisError as e:
             if self._delay == BACKOFF[0]:  # once per refusal, not at every retry
                 log.warning("%d button press(es) kept on disk: Redis at %s refused them (%s); retrying",
-                            self.outbox.pending, self.where, e)
+                            self.outbox.pending if self.outbox else 0, self.where, e)
             await asyncio.sleep(self._delay)
             self._delay = min(self._delay * 2, BACKOFF[1])
         else:
@@ -337,7 +338,8 @@ class RedisStore:
 
     def _run(self, coroutine, what: str) -> Any:
         """Run a coroutine on the store's loop and wait for it; Redis errors become StoreUnavailable."""
-        from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         if self._closing:
@@ -495,7 +497,7 @@ class RedisStore:
                                         title=known.title, version=version))
             self.outbox.close()
 
-    def __enter__(self) -> "RedisStore":
+    def __enter__(self) -> RedisStore:
         return self
 
     def __exit__(self, *exc) -> None:

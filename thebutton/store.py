@@ -16,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Literal, Optional, Protocol
 
-
-
 # What a change is: a press, an undo, a set by hand, a new round, or the store going
 # out of (or back into) reach.
 Event = Literal["press", "undo", "set", "round", "live"]

@@ -42,19 +42,15 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_goal(goal: object) -> int:
-    if not is_int(goal) or not 1 <= goal <= MAX_GOAL:
+    if not isinstance(goal, int) or isinstance(goal, bool) or not 1 <= goal <= MAX_GOAL:
         raise InvalidValue(f"goal must be a whole number from 1 to {MAX_GOAL:,}")
     return goal
 
 
 def check_count(count: object, goal: Optional[int] = None) -> int:
     """A count of 0 or more, and at most ``goal`` when one is given."""
-    if not is_int(count) or count < 0:
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise InvalidValue("count must be a whole number of 0 or more")
     if goal is not None and count > goal:
         raise InvalidValue(f"count must not be more than the goal ({goal})")
@@ -114,7 +110,7 @@ def parse_time(text: str, what: str) -> datetime.datetime:
 
 def check_page(limit: object, before: object) -> None:
     """A history page: ``limit`` from 1 to MAX_HISTORY, ``before`` None or a press id (1 or more)."""
-    if not is_int(limit) or not 1 <= limit <= MAX_HISTORY:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY:
         raise InvalidValue(f"limit must be a whole number from 1 to {MAX_HISTORY}")
-    if before is not None and (not is_int(before) or before < 1):
+    if before is not None and (not isinstance(before, int) or isinstance(before, bool) or before < 1):
         raise InvalidValue("before must be a press id (a whole number of 1 or more)")

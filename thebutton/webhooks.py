@@ -38,7 +38,7 @@ def parse_urls(value: str) -> List[str]:
     for url in urls:
         try:
             parts = urlsplit(url)
-            parts.port  # raises ValueError for a bad port
+            _ = parts.port  # raises ValueError for a bad port
         except ValueError:
             raise ValueError(f"--webhook: not a URL: {redact(url)}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -106,7 +106,7 @@ class Retry(Exception):
 class Target:
     """One URL: its queue and its delivery task. Used on the IOLoop thread only."""
 
-    def __init__(self, url: str, hooks: "Webhooks") -> None:
+    def __init__(self, url: str, hooks: Webhooks) -> None:
         self.url = url
         self.shown = redact(url)
         self.hooks = hooks

@@ -25,6 +25,7 @@ from playwright.sync_api import sync_playwright
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from Repository import Repository  # noqa: E402 - the project's own store, for the past
+
 DOCS = os.path.join(ROOT, "docs")
 TOKEN = "t"
 SIZE = {"width": 1280, "height": 720}
