@@ -3,6 +3,9 @@
     python bench/run.py                       # N = 100, 1000, 5000, 10000; 3 repeats
     python bench/run.py --n 50 --repeats 1    # the smoke run CI does
     python bench/run.py --servers button --n 10000 --note "Acme Corp!"   # presses with a note
+    git worktree add /tmp/before <commit>
+    python bench/run.py --servers button button-before --before /tmp/before --n 10000
+                                              # the product against an earlier commit of itself
 
 Servers run pinned to core 0, the client to core 1 (taskset, when there are two cores).
 Writes bench/results/results.json, bench/results/results.md and bench/results/latency.png.
@@ -24,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 TICK = os.sysconf("SC_CLK_TCK")
+BEFORE = {"root": None}  # --before: the checkout that "button-before" runs
 
 
 def free_port():
@@ -45,8 +49,10 @@ def server_command(name, port, db, ping_interval=None):
     (seconds) applies to the product only, the yardsticks always ping every 20 s.
     """
     py = sys.executable
-    if name in ("button", "button-nobeat"):
-        script = os.path.join(ROOT, "websocketserver.py") if name == "button" else os.path.join(HERE, "nobeat_server.py")
+    if name in ("button", "button-nobeat", "button-before"):
+        script = {"button": os.path.join(ROOT, "websocketserver.py"),
+                  "button-nobeat": os.path.join(HERE, "nobeat_server.py"),
+                  "button-before": os.path.join(BEFORE["root"] or "--before not given", "websocketserver.py")}[name]
         cmd = [py, script, "--port=%d" % port, "--address=127.0.0.1", "--button=none", "--admin-token=bench",
                "--max-connections=20000", "--db=" + db, "--logging=warning"]
         if ping_interval is not None:
@@ -246,8 +252,11 @@ def main():
                    help='press with the JSON body {"note": NOTE} rather than an empty one (Python client only)')
     p.add_argument("--ping-interval", type=float, default=None,
                    help="the product's --ping-interval (default: its own, 20 s); the yardsticks keep 20 s")
+    p.add_argument("--before", default=None,
+                   help='a checkout of an earlier commit (git worktree add DIR COMMIT): server "button-before" runs it')
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args()
+    BEFORE["root"] = args.before
     raise_nofile()
     if ("node-ws" in args.servers or args.client == "node") and not os.path.isdir(os.path.join(HERE, "node_modules", "ws")):
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=HERE, check=True)

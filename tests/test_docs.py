@@ -91,7 +91,29 @@ def test_layout_names_every_module_and_page():
     """The README's Layout section names each top-level module and template, so a new one gets its line."""
     text = readme()
     layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]  # the tree
     names = [n for n in os.listdir(ROOT) if n.endswith((".py", ".html"))]
     assert "websocketserver.py" in names
-    missing = [n for n in names if "`%s`" % n not in layout]
+    missing = [n for n in names if n not in layout]
+    package = [n for n in os.listdir(os.path.join(ROOT, "thebutton")) if n.endswith(".py") and n != "__init__.py"]
+    assert "store.py" in package
+    missing += ["thebutton/" + n for n in package if "  %s " % n not in layout]
     assert not missing, missing
+
+
+def test_the_top_level_holds_only_the_design_cards_modules():
+    """Beside websocketserver.py, Button.py and Repository.py, every module lives in thebutton/."""
+    modules = sorted(n for n in os.listdir(ROOT) if n.endswith(".py"))
+    assert modules == ["Button.py", "Repository.py", "websocketserver.py"]
+
+
+def test_the_package_never_imports_the_top_level():
+    """thebutton/ imports neither websocketserver, Button nor Repository (they import it)."""
+    top = re.compile(r"^\s*(from|import)\s+(websocketserver|Button|Repository)\b", re.M)
+    folder = os.path.join(ROOT, "thebutton")
+    offenders = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                offenders += [name for _ in top.finditer(f.read())]
+    assert not offenders, offenders
