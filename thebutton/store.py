@@ -2,7 +2,8 @@
 
 Two stores implement ``Store``: ``Repository`` (SQLite, the top-level Repository.py) and
 ``RedisStore`` (thebutton/redis_store.py); tests/test_store_contract.py runs one suite on
-both, and mypy checks that both match the protocol (thebutton/app.py's ``_check``).
+both, and mypy checks that both match the protocol (websocketserver.open_store returns
+either as a ``Store``).
 
 Every write returns the committed state; after the commit, each callback given to
 ``listen`` is called once with the ``Change``, from whichever thread made (or, for Redis,

@@ -30,13 +30,6 @@ def page_limits() -> Dict[str, Any]:
     return {"note": MAX_NOTE, "title": MAX_TITLE, "goal": MAX_GOAL, "history": MAX_HISTORY}
 
 
-def check_night(night: str) -> str:
-    """Night hours as "HH:MM-HH:MM" (24-hour, local time), or "" for never."""
-    if night and not NIGHT_RE.match(night):
-        raise InvalidValue(f"night hours must look like 19:00-07:00, not {night!r}")
-    return night
-
-
 def now_iso() -> str:
     """The current time as ISO-8601 with its UTC offset, to the millisecond."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
