@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, List, Optional, Union
+from typing import Awaitable, Callable, List, Optional, Union
 
 import tornado.options
 from tornado.httpserver import HTTPServer
@@ -35,7 +35,7 @@ from thebutton.pages import page_version
 from thebutton.rounds import PERIODS
 from thebutton.store import InvalidValue, Store, StoreError
 from thebutton.validation import NIGHT_RE, STORE_KEY_RE
-from thebutton.web import server_options
+from thebutton.web import Application, server_options
 
 log = logging.getLogger("button.server")
 
@@ -80,7 +80,7 @@ class Server:
     store: Store
     button: PressSource
     feed: Feed
-    app: Any  # thebutton.web.Application
+    app: Application
     token: Optional[str]
     starters: List[Callable[[], None]] = field(default_factory=list)  # after listening, in order
     closers: List[Closer] = field(default_factory=list)  # at the stop, in reverse order
