@@ -11,9 +11,15 @@ and no other, reaches past it. Each reach is in one small method with a comment 
 the test in tests/test_feed_internals.py that fails when a Tornado release changes it:
 
 - ``FeedSocket._stream``: ``ws_connection.stream``, the connection's IOStream, with its
-  ``max_write_buffer_size``, ``writing()`` and ``socket``;
-- ``FeedSocket._closing``: ``ws_connection.is_closing()``;
-- ``FeedSocket._forget_http``: the handshake's HTTP connection objects, let go of.
+  ``max_write_buffer_size``, ``writing()`` and ``socket``
+  (test_feed_internals.test_the_stream_is_an_iostream);
+- ``FeedSocket._closing``: ``ws_connection.is_closing()``
+  (test_feed_internals.test_a_closing_socket_leaves_the_feed);
+- ``FeedSocket._forget_http``: the handshake's HTTP connection objects, let go of
+  (test_feed_internals.test_a_socket_works_without_its_http_connection).
+
+A request that is not a WebSocket handshake is refused in ``FeedSocket.prepare`` with the
+one error shape (thebutton/web.py), before Tornado's own checks could answer in plain text.
 """
 from __future__ import annotations
 
@@ -22,13 +28,14 @@ import logging
 import struct
 from typing import Any, Dict, Optional, Set
 
+import tornado.web
 import tornado.websocket
-from tornado.httputil import responses
-from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
+from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
 from thebutton.store import Change, State
-from thebutton.web import ApiError
+from thebutton.web import ApiError, ErrorShape
 
 log = logging.getLogger("button.feed")
 
@@ -173,8 +180,34 @@ class Feed:
             waiter.close(1001, "server shutting down")
 
 
-class FeedSocket(tornado.websocket.WebSocketHandler):
-    """One viewer of the live feed. Read-only: what a client sends is ignored."""
+def handshake_refusal(request: HTTPServerRequest) -> Optional[ApiError]:
+    """Why ``request`` cannot open the feed (None: it is a WebSocket handshake Tornado accepts).
+
+    The checks of Tornado's WebSocketHandler.get and WebSocketProtocol13, made first so that
+    a refusal is JSON like every other error. A plain GET and a HEAD get the same answer.
+    """
+    headers = request.headers
+    if headers.get("Upgrade", "").lower() != "websocket":
+        return ApiError(400, "this is the live feed: open it as a WebSocket (Upgrade: websocket)")
+    if request.method != "GET":
+        return ApiError(400, "a WebSocket handshake is a GET")
+    if "upgrade" not in [part.strip().lower() for part in headers.get("Connection", "").split(",")]:
+        return ApiError(400, 'a WebSocket handshake has "Connection: Upgrade"')
+    if headers.get("Sec-WebSocket-Version") != "13":
+        return ApiError(426, "WebSocket version 13 only", {"Sec-WebSocket-Version": "13"})
+    if not headers.get("Sec-WebSocket-Key") or not headers.get("Host"):
+        return ApiError(400, "a WebSocket handshake has Host and Sec-WebSocket-Key headers")
+    if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
+        return ApiError(400, "a WebSocket handshake has no body")
+    return None
+
+
+@tornado.web.stream_request_body  # prepare answers before any body is read: no bare 400 past Tornado's limit
+class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
+    """One viewer of the live feed. Read-only: what a client sends is ignored.
+
+    ErrorShape's write_error answers a refused handshake like the API, so a client can read why.
+    """
 
     pong_due = 0.0  # when the oldest unanswered ping went out (Feed.ping_tick); 0 = none
     ping_slot = 0  # which of PING_SLOTS ticks pings this socket
@@ -184,20 +217,19 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         self.feed = feed
 
     def prepare(self) -> None:
+        method = self.request.method
+        if method not in ("GET", "HEAD"):
+            raise ApiError(405, f"{method} is not allowed here", {"Allow": "GET, HEAD"})
+        refused = handshake_refusal(self.request)
+        if refused is not None:
+            raise refused
         if self.feed.full():
             log.warning("refused a viewer: %d connections is the limit", self.feed.max_connections)
             raise ApiError(503, f"too many viewers (limit {self.feed.max_connections})",
                            {"Retry-After": "30"})
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # A refused handshake answers like the API, so a client can read why.
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        message = exc.message if isinstance(exc, ApiError) else responses.get(status_code, "error")
-        self.finish({"error": message})
+    def data_received(self, chunk: bytes) -> None:
+        pass  # a body was refused in prepare; what still arrives of it is dropped
 
     def get_compression_options(self) -> None:
         # Off: send_frame writes ready-made uncompressed frames shared by every socket.
@@ -215,12 +247,15 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         self.send_frame(text_frame(self.feed.message("state").encode()))
 
     def _stream(self) -> IOStream:
-        # Tornado internal: WebSocketProtocol13.stream is the connection's IOStream. Its
+        # Tornado internal: WebSocketProtocol13.stream is the connection's IOStream (typed
+        # Optional in Tornado 6.6; set once the handshake is answered). Its
         # max_write_buffer_size makes IOStream refuse writes past it (StreamBufferFullError):
         # the stuck-reader limit. Guarded by test_feed_internals.test_the_stream_is_an_iostream
         # and test_faults.StuckReaderTest.
-        assert self.ws_connection is not None
-        stream: IOStream = self.ws_connection.stream  # type: ignore[attr-defined]
+        connection = self.ws_connection
+        stream = getattr(connection, "stream", None)
+        if not isinstance(stream, IOStream):
+            raise RuntimeError(f"Tornado's WebSocket connection has no IOStream: {stream!r}")
         stream.max_write_buffer_size = self.feed.max_buffered
         return stream
 
@@ -228,14 +263,14 @@ class FeedSocket(tornado.websocket.WebSocketHandler):
         # Tornado internal: once the handshake is over Tornado never uses the HTTP connection
         # objects again; letting go of them saves about 2 KB a viewer (bench/README.md).
         # Guarded by test_feed_internals.test_a_socket_works_without_its_http_connection.
-        self.request.connection = self.request.server_connection = None  # type: ignore[assignment]
+        self.request.connection = self.request.server_connection = None
 
     def _closing(self) -> bool:
         # Tornado internal: WebSocketProtocol.is_closing() is true once the close handshake
         # began or the stream closed. Guarded by
         # test_feed_internals.test_a_closing_socket_leaves_the_feed.
         connection = self.ws_connection
-        return connection is None or connection.is_closing()  # type: ignore[attr-defined, no-any-return]
+        return connection is None or connection.is_closing()
 
     def send_frame(self, frame: bytes) -> None:
         """Queue a ready-made frame; drop this socket if it is closed or has stopped reading."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any, Dict, List, Optional
 
 import tornado.web
@@ -29,17 +30,26 @@ def page_version(template_path: str, static_path: str) -> str:
     return digest.hexdigest()[:12]
 
 
+# A Host header that may go into the CSP as it is: a name or an IPv4 or [IPv6] address, a port.
+CSP_HOST = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
 class SecurityHeaders(tornado.web.RequestHandler):
     """Headers for everything a browser renders: our own scripts, styles and sounds only."""
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
+        # The Host is the client's: only a plain host[:port] goes into the policy. Another
+        # one (spaces or ";" would add directives, a control character would make
+        # set_header raise before any handler runs) gets 'self' alone, which CSP 3
+        # browsers also apply to ws: and wss: on this host.
         host = self.request.host
+        sockets = f" ws://{host} wss://{host}" if CSP_HOST.fullmatch(host) else ""
         self.set_header(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"media-src 'self' data: blob:; connect-src 'self' ws://{host} wss://{host}; "
+            f"media-src 'self' data: blob:; connect-src 'self'{sockets}; "
             "object-src 'none'; base-uri 'none'; form-action 'none'",
         )
 
@@ -74,19 +84,30 @@ class CountdownHandler(PageHandler):
 
 
 class StaticHandler(SecurityHeaders, BaseHandler, tornado.web.StaticFileHandler):
-    """The page's assets. A path that is not a file of static/ is 404 (or 400), never a 500."""
+    """The page's assets. A path that is not a file of static/ is 404 (or 400), never a 500.
 
-    head = tornado.web.StaticFileHandler.head  # reads no file
+    StaticFileHandler's own refusals become the one error shape: 403 (outside static/, a
+    folder; Tornado 6.6 says so already in get_absolute_path) is 404, and a Range past
+    the end (416, which it answers as an empty text/plain) is 416 in words.
+    """
 
-    def validate_absolute_path(self, root: str, absolute_path: str) -> Optional[str]:
-        if "\x00" in absolute_path:  # the OS refuses the name: not a file of ours
-            raise ApiError(400, "bad path")
+    async def get(self, path: str, include_body: bool = True) -> None:
         try:
-            return super().validate_absolute_path(root, absolute_path)
+            await super().get(path, include_body)
         except tornado.web.HTTPError as e:
             if e.status_code == 403:  # outside static/, or a folder: nothing to show here
                 raise ApiError(404, "no such file") from None
             raise
+        if self.get_status() == 416:
+            raise ApiError(416, "range not satisfiable", {"Content-Range": f"bytes */{self.get_content_size()}"})
+
+    async def head(self, *args: str, **kwargs: str) -> None:
+        await self.get(args[0], include_body=False)  # the one path argument; reads no file
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> Optional[str]:
+        if "\x00" in absolute_path:  # the OS refuses the name: not a file of ours
+            raise ApiError(400, "bad path")
+        return super().validate_absolute_path(root, absolute_path)
 
 
 def icon_routes(static_path: str) -> List[Any]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from http.client import responses
 from typing import Any, Dict, List, Optional, Tuple
 
 import tornado.web
-from tornado.httputil import HTTPServerRequest, responses
+from tornado.httputil import HTTPServerRequest
 
 from thebutton.store import InvalidValue, NothingToUndo, StoreError
 
