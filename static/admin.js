@@ -1,5 +1,5 @@
 // The Button: the admin page. Sign in with the admin token, then press, undo and set the
-// count, goal and title through the JSON API; the live state comes from the WebSocket feed.
+// count, goal and title through the JSON API; the live state comes from the feed (static/feed.js).
 //
 // The token lives in one variable of this closure only: never in a URL, a cookie, storage or
 // the console; it goes to the server only as an Authorization header on fetch(). Since no
@@ -11,7 +11,7 @@
   const $ = function (id) { return document.getElementById(id); };
   const LATEST = 20; // presses in the table
 
-  const hooks = { state: "connecting", connects: 0, messages: 0, loads: 0, retries: [] };
+  const hooks = { loads: 0, feed: null }; // feed: the live feed's own story (static/feed.js)
   window.theAdmin = hooks; // what tests read; never the token
 
   let token = null; // the admin token once the server has accepted it
@@ -340,30 +340,9 @@
     const rows = $("latest-rows");
     rows.textContent = "";
     presses.forEach(function (p) {
-      const tr = document.createElement("tr");
-      tr.className = p.undone ? "undone" : "";
-      tr.dataset.id = String(p.id);
-      cell(tr, "when", when(p.at)).title = p.at;
-      cell(tr, "source", p.source || "");
-      cell(tr, "change", p.count_before + " → " + p.count_after);
-      const note = cell(tr, "note", p.note || ""); // untrusted text: textContent only
-      if (p.undone) {
-        const tag = document.createElement("span");
-        tag.className = "tag undone";
-        tag.textContent = "undone";
-        note.insertBefore(tag, note.firstChild);
-      }
-      rows.appendChild(tr);
+      rows.appendChild(window.ButtonFeed.pressRow(p, when(p.at)));
     });
     $("latest-empty").hidden = presses.length > 0;
-  }
-
-  function cell(tr, cls, text) {
-    const td = document.createElement("td");
-    td.className = cls;
-    td.textContent = text;
-    tr.appendChild(td);
-    return td;
   }
 
   function when(iso) {
@@ -377,108 +356,12 @@
     return sameDay ? time : t.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
   }
 
-  // ---- the live feed -------------------------------------------------------------------------
-  // Same rules as the countdown page: URL from location, a heartbeat watchdog, and a doubling
-  // delay with jitter that starts over once a connection has carried a state.
-  let socket = null;
-  let attempts = 0;
-  let beat = 20;
-  let retryTimer = null;
-  let silenceTimer = null;
-  let openTimer = null;
-  let live = true;
-
-  function status(state, text) {
-    hooks.state = state;
-    body.dataset.state = state;
-    body.dataset.live = live ? "yes" : "no";
-    $("status-text").textContent = text;
+  // ---- the live feed (static/feed.js) -----------------------------------------------------
+  function onState(msg) {
+    show(msg);
+    loadLatest();
   }
-
-  function connect() {
-    window.clearTimeout(retryTimer);
-    if (socket) {
-      return;
-    }
-    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    let ws;
-    try {
-      ws = new WebSocket(scheme + "//" + window.location.host + "/websocket");
-    } catch (e) {
-      retry();
-      return;
-    }
-    socket = ws;
-    openTimer = window.setTimeout(function () { drop(ws); }, 10000);
-    ws.onopen = function () {
-      window.clearTimeout(openTimer);
-      hooks.connects += 1;
-      status("live", "Live");
-      heard(ws);
-    };
-    ws.onmessage = function (event) {
-      heard(ws);
-      let msg;
-      try {
-        msg = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      if (!msg || typeof msg !== "object" || msg.event === "beat" || typeof msg.count !== "number") {
-        return;
-      }
-      attempts = 0;
-      hooks.messages += 1;
-      if (typeof msg.beat === "number" && msg.beat >= 0) {
-        beat = msg.beat;
-      }
-      live = msg.live !== false;
-      status("live", live ? "Live" : "Not live: the count may be behind");
-      show(msg);
-      loadLatest();
-    };
-    ws.onclose = function () { drop(ws); };
-  }
-
-  function heard(ws) {
-    window.clearTimeout(silenceTimer);
-    if (beat > 0) {
-      silenceTimer = window.setTimeout(function () { drop(ws); }, 1250 * beat);
-    }
-  }
-
-  function drop(ws) {
-    if (socket !== ws) {
-      return;
-    }
-    socket = null;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    window.clearTimeout(openTimer);
-    window.clearTimeout(silenceTimer);
-    try {
-      ws.close();
-    } catch (e) {
-      // already closed
-    }
-    retry();
-  }
-
-  function retry() {
-    const base = Math.min(30000, 500 * Math.pow(2, attempts));
-    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
-    attempts += 1;
-    hooks.retries.push(base);
-    status("offline", "Disconnected: retrying in " + Math.ceil(delay / 1000) + " s");
-    retryTimer = window.setTimeout(connect, delay);
-  }
-
-  window.addEventListener("online", function () {
-    if (!socket) {
-      attempts = 0;
-      connect();
-    }
-  });
 
   tokenInput.focus();
-  connect();
+  hooks.feed = window.ButtonFeed.connect({ onState: onState });
 })();

@@ -1,4 +1,5 @@
-// The Button: the live countdown page. No library: a WebSocket, an SVG ring and Web Audio.
+// The Button: the live countdown page. No library: an SVG ring and Web Audio; the live feed
+// (connecting, the watchdog, backoff, version reload) is static/feed.js.
 "use strict";
 
 (function () {
@@ -9,35 +10,25 @@
   const progressEl = document.getElementById("progress");
   const cheerEl = document.getElementById("cheer");
   const noteEl = document.getElementById("note");
-  const statusText = document.getElementById("status-text");
   const muteButton = document.getElementById("mute");
   const enableButton = document.getElementById("enable-sound");
   const confettiEl = document.getElementById("confetti");
-  const pageVersion = body.dataset.version;
+  const limits = JSON.parse(body.dataset.limits); // the server's: {note, title, goal, history}
   const MUTE_KEY = "the-button:muted";
   const NOTE_MS = 6000; // how long a press's note stays up
   const RESUME_WAIT_MS = 1500; // a horn waits this long for suspended audio to resume
   const SHIFT_MINUTES = 4; // the layout moves a few pixels this often (screen burn-in)
   const SHIFTS = [[0, 0], [5, -3], [-4, 4], [2, 6], [-6, -2], [6, 3], [-3, -6], [4, -5], [-5, 1], [1, 5]];
 
-  // What tests (and the curious) can read: how often the horn played, the socket's story.
-  const hooks = {
-    horns: 0, messages: 0, beats: 0, notes: 0, state: "connecting", soundBlocked: false,
-    attempts: 0, connects: 0, gaveUp: 0, silences: 0, healthy: 0, retries: [], versionChecks: 0,
-  };
+  // What tests (and the curious) can read: how often the horn played; hooks.feed is the
+  // live feed's own story (static/feed.js).
+  const hooks = { horns: 0, notes: 0, soundBlocked: false, feed: null };
   window.theButton = hooks;
 
   let count = Number(countEl.textContent);
   let goal = Number(goalEl.textContent);
-  // The server's heartbeat interval in seconds (0: none) and its night hours ("19:00-07:00" or "").
-  let beat = seconds(body.dataset.beat, 20);
+  // The server's night hours ("19:00-07:00" or ""), as it checked them.
   let nightHours = body.dataset.night || "";
-  let live = true; // false while the server says it cannot keep the count current
-
-  function seconds(value, fallback) {
-    const n = Number(value);
-    return isFinite(n) && n >= 0 && value !== "" && value !== undefined ? n : fallback;
-  }
 
   // ---- the ring and the number ------------------------------------------------------
   function render(next, animate) {
@@ -87,8 +78,8 @@
   // A press's note ("Acme Corp!"), big for a few seconds. Untrusted text: textContent only.
   let noteTimer = null;
   function showNote(text) {
-    noteEl.textContent = text.slice(0, 140);
-    // Smaller type for longer notes, so that up to 100 characters show whole under the count.
+    noteEl.textContent = Array.from(text).slice(0, limits.note).join("");
+    // Smaller type for longer notes, so that the longest the server takes shows whole under the count.
     const length = Array.from(noteEl.textContent).length;
     noteEl.classList.toggle("medium", length > 30 && length <= 60);
     noteEl.classList.toggle("long", length > 60);
@@ -107,13 +98,14 @@
   // ---- TV care ----------------------------------------------------------------------
   // Screens that show one picture for months burn in: every few minutes the whole page moves
   // a few pixels. During the night hours the page dims, but the count always stays readable.
+  // The hours come from the server, which checked their form ("HH:MM-HH:MM"): only parsed here.
   function isNight(hours, minutes) {
-    const m = /^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$/.exec(hours || "");
-    if (!m) {
-      return false;
+    const parts = (hours || "").split(/[-:]/).map(Number);
+    if (parts.length !== 4) {
+      return false; // none
     }
-    const start = Number(m[1]) * 60 + Number(m[2]);
-    const end = Number(m[3]) * 60 + Number(m[4]);
+    const start = parts[0] * 60 + parts[1];
+    const end = parts[2] * 60 + parts[3];
     if (start === end) {
       return false;
     }
@@ -268,149 +260,13 @@
   }
   showSoundState();
 
-  // ---- the live feed ----------------------------------------------------------------
-  // A connection can die without a word (the Pi lost power, the Wi-Fi dropped): the server
-  // sends a heartbeat every `beat` seconds, and a socket that hears nothing for 1.25 beats is
-  // given up. So is an attempt that does not open in time. The backoff starts over only
-  // after a connection has proved itself, not on every open.
-  let socket = null; // the current WebSocket, opening or open
-  let attempts = 0; // failed connections since the last healthy one: the backoff exponent
-  let retryTimer = null;
-  let openTimer = null;
-  let silenceTimer = null;
-  let healthyTimer = null;
-
-  function openTimeoutMs() {
-    return 1000 * Math.min(10, Math.max(2, (beat || 20) / 2));
-  }
-
-  function healthyMs() {
-    return 1000 * Math.min(10, Math.max(2, beat || 20));
-  }
-
-  function setConnection(state, text) {
-    hooks.state = state;
-    body.dataset.state = state;
-    statusText.textContent = text;
-  }
-
-  function showLive() {
-    body.dataset.live = live ? "yes" : "no";
-    if (hooks.state === "live") {
-      statusText.textContent = live ? "Live" : "Not live: the count may be behind";
-    }
-  }
-
-  function feedUrl() {
-    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + window.location.host + "/websocket";
-  }
-
-  function connect() {
-    window.clearTimeout(retryTimer);
-    retryTimer = null;
-    if (socket) {
-      return;
-    }
-    hooks.attempts += 1;
-    let ws;
-    try {
-      ws = new WebSocket(feedUrl());
-    } catch (e) {
-      scheduleRetry();
-      return;
-    }
-    socket = ws;
-    let heardState = false;
-    openTimer = window.setTimeout(function () {
-      hooks.gaveUp += 1;
-      drop(ws);
-    }, openTimeoutMs());
-    ws.onopen = function () {
-      window.clearTimeout(openTimer);
-      hooks.connects += 1;
-      setConnection("live", "Live");
-      showLive();
-      heard(ws);
-    };
-    ws.onmessage = function (event) {
-      heard(ws);
-      if (receive(event.data) && !heardState) {
-        heardState = true;
-        healthyTimer = window.setTimeout(function () {
-          attempts = 0;
-          hooks.healthy += 1;
-        }, healthyMs());
-      }
-    };
-    ws.onclose = function () {
-      drop(ws);
-    };
-  }
-
-  // Any frame proves the connection alive; none for 1.25 beats and it is given up.
-  function heard(ws) {
-    window.clearTimeout(silenceTimer);
-    if (beat > 0) {
-      silenceTimer = window.setTimeout(function () {
-        hooks.silences += 1;
-        drop(ws);
-      }, 1250 * beat);
-    }
-  }
-
-  // Forget a socket and plan the next attempt. A silent socket's closing handshake may never
-  // finish, so its handlers go first and it is not waited for.
-  function drop(ws) {
-    if (socket !== ws) {
-      return;
-    }
-    socket = null;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    window.clearTimeout(openTimer);
-    window.clearTimeout(silenceTimer);
-    window.clearTimeout(healthyTimer);
-    try {
-      ws.close();
-    } catch (e) {
-      // already closed
-    }
-    scheduleRetry();
-  }
-
-  // One message from the server; true when it carried the state.
-  function receive(data) {
-    let msg;
-    try {
-      msg = JSON.parse(data);
-    } catch (e) {
-      return false;
-    }
-    if (!msg || typeof msg !== "object") {
-      return false;
-    }
-    if (msg.event === "beat") {
-      hooks.beats += 1;
-      tvCare();
-      return false;
-    }
-    if (typeof msg.count !== "number" || typeof msg.goal !== "number") {
-      return false; // something newer servers may send: ignored
-    }
-    hooks.messages += 1;
-    if (typeof msg.beat === "number" && msg.beat >= 0) {
-      beat = msg.beat;
-    }
+  // ---- the live feed (static/feed.js) ------------------------------------------------
+  // Only a press sounds the horn; the state on (re)connect, an undo or a set do not.
+  function onState(msg) {
     if ("night" in msg) {
       nightHours = typeof msg.night === "string" ? msg.night : "";
     }
-    live = msg.live !== false;
-    showLive();
     tvCare();
-    if (msg.version && pageVersion && msg.version !== pageVersion) {
-      newVersion(msg.version);
-    }
-    // Only a press sounds the horn; the state on (re)connect, an undo or a set do not.
     render(msg, msg.event !== "state");
     if (msg.event === "press") {
       if (typeof msg.note === "string" && msg.note.trim()) {
@@ -418,74 +274,10 @@
       }
       horn();
     }
-    return true;
   }
-
-  function scheduleRetry() {
-    // Doubling delay, capped at 30 s, with jitter so that many screens do not return at once.
-    const base = Math.min(30000, 500 * Math.pow(2, attempts));
-    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
-    attempts += 1;
-    hooks.retries.push(base);
-    if (hooks.retries.length > 50) {
-      hooks.retries.shift();
-    }
-    setConnection("offline", "Disconnected: retrying in " + Math.ceil(delay / 1000) + " s");
-    window.clearTimeout(retryTimer);
-    retryTimer = window.setTimeout(connect, delay);
-  }
-
-  function reconnectNow() {
-    if (!socket) {
-      attempts = 0;
-      connect();
-    }
-  }
-
-  // A new version of the page: reload only once the server answers for it, so that a TV
-  // never ends on the browser's error page (the server may be restarting). Until then the
-  // old page runs on.
-  let newestVersion = pageVersion;
-  let versionTimer = null;
-  let checking = false;
-
-  function newVersion(version) {
-    newestVersion = version;
-    if (checking || versionTimer || newestVersion === pageVersion) {
-      return;
-    }
-    checking = true;
-    hooks.versionChecks += 1;
-    window.fetch("/", { cache: "no-store" }).then(function (res) {
-      if (res.status !== 200) {
-        throw new Error("the page answered " + res.status);
-      }
-      return res.text();
-    }).then(function (html) {
-      if (html.indexOf("data-version=") < 0) {
-        throw new Error("not our page"); // e.g. a captive portal
-      }
-      hooks.state = "reloading";
-      window.location.reload();
-    }).catch(function () {
-      checking = false;
-      versionTimer = window.setTimeout(function () {
-        versionTimer = null;
-        newVersion(newestVersion);
-      }, 1000 * Math.min(30, Math.max(2, beat || 20)));
-    });
-  }
-
-  // Back from sleep or a network change: do not wait out the backoff.
-  window.addEventListener("online", reconnectNow);
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible") {
-      reconnectNow();
-    }
-  });
 
   render({ count: count, goal: goal }, false);
   tvCare();
   window.setInterval(tvCare, 30000);
-  connect();
+  hooks.feed = window.ButtonFeed.connect({ onState: onState, onBeat: tvCare });
 })();

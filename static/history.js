@@ -7,8 +7,8 @@
   const body = document.body;
   const $ = function (id) { return document.getElementById(id); };
   const SVG = "http://www.w3.org/2000/svg";
-  const PAGE = 1000; // presses per /api/history request (the most it gives)
-  const MAX_PAGES = 10; // at most 10,000 presses read on load
+  const PAGE = JSON.parse(body.dataset.limits).history; // presses per /api/history request: the most it gives
+  const MAX_PAGES = 10; // at most this many pages of presses read on load
   const RECENT = 100; // presses read on each refresh, merged into what is known
   const DAYS = 30;
   const LATEST = 25;
@@ -16,7 +16,8 @@
   const HOUR = 60 * MINUTE;
   const DAY = 24 * HOUR;
 
-  const hooks = { state: "connecting", connects: 0, messages: 0, loads: 0, fullLoads: 0, draws: 0, retries: [] };
+  // feed: the live feed's own story (static/feed.js).
+  const hooks = { loads: 0, fullLoads: 0, draws: 0, feed: null };
   window.theHistory = hooks;
 
   let rounds = []; // newest (the current round) first
@@ -424,31 +425,11 @@
     rows.textContent = "";
     const shown = presses.slice(0, LATEST);
     shown.forEach(function (p) {
-      const tr = document.createElement("tr");
-      tr.className = p.undone ? "undone" : "";
-      tr.dataset.id = String(p.id);
       const t = Date.parse(p.at);
-      cell(tr, "when", isNaN(t) ? p.at : (startOfDay(t) === startOfDay(Date.now()) ? "" : dayLabel(t) + " ") + clock(t)).title = p.at;
-      cell(tr, "source", p.source || "");
-      cell(tr, "change", p.count_before + " → " + p.count_after);
-      const note = cell(tr, "note", p.note || ""); // untrusted text: textContent only
-      if (p.undone) {
-        const tag = document.createElement("span");
-        tag.className = "tag undone";
-        tag.textContent = "undone";
-        note.insertBefore(tag, note.firstChild);
-      }
-      rows.appendChild(tr);
+      const when = isNaN(t) ? p.at : (startOfDay(t) === startOfDay(Date.now()) ? "" : dayLabel(t) + " ") + clock(t);
+      rows.appendChild(window.ButtonFeed.pressRow(p, when));
     });
     $("latest-empty").hidden = shown.length > 0;
-  }
-
-  function cell(tr, cls, text) {
-    const td = document.createElement("td");
-    td.className = cls;
-    td.textContent = text;
-    tr.appendChild(td);
-    return td;
   }
 
   function draw() {
@@ -469,114 +450,18 @@
     });
   });
 
-  // ---- the live feed --------------------------------------------------------------------------
-  // As on the countdown page: URL from location, a heartbeat watchdog, and a doubling delay
-  // with jitter that starts over once a connection has carried a state.
-  let socket = null;
-  let attempts = 0;
-  let beat = 20;
-  let retryTimer = null;
-  let silenceTimer = null;
-  let openTimer = null;
-  let live = true;
-
-  function status(s, text) {
-    hooks.state = s;
-    body.dataset.state = s;
-    body.dataset.live = live ? "yes" : "no";
-    $("status-text").textContent = text;
+  // ---- the live feed (static/feed.js) ----------------------------------------------------------
+  function onState(msg) {
+    state = msg;
+    if (typeof msg.title === "string" && msg.title) {
+      $("heading").textContent = msg.title;
+      document.title = "History · " + msg.title;
+    }
+    load();
   }
-
-  function connect() {
-    window.clearTimeout(retryTimer);
-    if (socket) {
-      return;
-    }
-    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    let ws;
-    try {
-      ws = new WebSocket(scheme + "//" + window.location.host + "/websocket");
-    } catch (e) {
-      retry();
-      return;
-    }
-    socket = ws;
-    openTimer = window.setTimeout(function () { drop(ws); }, 10000);
-    ws.onopen = function () {
-      window.clearTimeout(openTimer);
-      hooks.connects += 1;
-      status("live", "Live");
-      heard(ws);
-    };
-    ws.onmessage = function (event) {
-      heard(ws);
-      let msg;
-      try {
-        msg = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      if (!msg || typeof msg !== "object" || msg.event === "beat" || typeof msg.count !== "number") {
-        return;
-      }
-      attempts = 0;
-      hooks.messages += 1;
-      if (typeof msg.beat === "number" && msg.beat >= 0) {
-        beat = msg.beat;
-      }
-      live = msg.live !== false;
-      status("live", live ? "Live" : "Not live: the history may be behind");
-      state = msg;
-      if (typeof msg.title === "string" && msg.title) {
-        $("heading").textContent = msg.title;
-        document.title = "History · " + msg.title;
-      }
-      load();
-    };
-    ws.onclose = function () { drop(ws); };
-  }
-
-  function heard(ws) {
-    window.clearTimeout(silenceTimer);
-    if (beat > 0) {
-      silenceTimer = window.setTimeout(function () { drop(ws); }, 1250 * beat);
-    }
-  }
-
-  function drop(ws) {
-    if (socket !== ws) {
-      return;
-    }
-    socket = null;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    window.clearTimeout(openTimer);
-    window.clearTimeout(silenceTimer);
-    try {
-      ws.close();
-    } catch (e) {
-      // already closed
-    }
-    retry();
-  }
-
-  function retry() {
-    const base = Math.min(30000, 500 * Math.pow(2, attempts));
-    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
-    attempts += 1;
-    hooks.retries.push(base);
-    status("offline", "Disconnected: retrying in " + Math.ceil(delay / 1000) + " s");
-    retryTimer = window.setTimeout(connect, delay);
-  }
-
-  window.addEventListener("online", function () {
-    if (!socket) {
-      attempts = 0;
-      connect();
-    }
-  });
 
   load();
-  connect();
+  hooks.feed = window.ButtonFeed.connect({ onState: onState, words: { notLive: "Not live: the history may be behind" } });
   // The pace chart's "now" moves on with the clock, even when nobody presses.
   window.setInterval(function () {
     if (loadedOnce) {

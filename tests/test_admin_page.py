@@ -1,5 +1,6 @@
 """The admin page in a real browser: Debian's Chromium driven by Playwright, against the real server."""
 import http.server
+import json
 import os
 import re
 import threading
@@ -346,3 +347,15 @@ class EvilSite:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+def test_fields_carry_the_servers_limits(tab):
+    """The note, title and goal fields take their limits from the server (thebutton/validation.py), as does data-limits."""
+    from thebutton.validation import page_limits
+
+    limits = page_limits()
+    page = tab.open("/admin").page
+    assert json.loads(page.locator("body").get_attribute("data-limits")) == limits
+    assert page.locator("#note").get_attribute("maxlength") == str(limits["note"])
+    assert page.locator("#set-title").get_attribute("maxlength") == str(limits["title"])
+    assert page.locator("#set-goal").get_attribute("max") == str(limits["goal"])

@@ -189,3 +189,25 @@ def test_history_fits_laptop_tv_and_phone(browser, db_path, name, width, height)
         context.close()
     finally:
         server.stop()
+
+
+def test_history_is_read_in_pages_of_the_servers_limit(tab):
+    """history.js asks for as many presses per read as the page's data-limits says the server gives: no copy of the number."""
+    for _ in range(5):
+        tab.server.request("POST", "/api/press")
+
+    # The same page, as if the server gave at most 2 presses a read: its data-limits changed
+    # as the body is parsed, before the deferred scripts run.
+    tab.page.add_init_script("""new MutationObserver(function (changes, seen) {
+        if (document.body) {
+            const limits = JSON.parse(document.body.dataset.limits);
+            limits.history = 2;
+            document.body.dataset.limits = JSON.stringify(limits);
+            seen.disconnect();
+        }
+    }).observe(document, {childList: true, subtree: true});""")
+    page = tab.open("/history").page
+    loaded(tab)
+    expect(page.locator("#days-chart rect.today")).to_have_attribute("data-count", "5")
+    reads = [u.split("/api/history", 1)[1] for u in tab.requests if "/api/history?" in u]
+    assert reads[:3] == ["?limit=2", "?limit=2&before=4", "?limit=2&before=2"]  # the load; then refreshes
