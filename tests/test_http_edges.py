@@ -6,8 +6,8 @@ import socket
 from tornado.httpclient import HTTPClientError
 from tornado.testing import ExpectLog, gen_test
 
-from thebutton.api import Throttle
 from tests.test_server import AUTH, TOKEN, ServerTestCase
+from thebutton.api import Throttle
 
 WRONG = {"Authorization": "Bearer wrong-guess"}
 

@@ -8,10 +8,10 @@ from tornado.websocket import websocket_connect
 
 from Repository import Repository
 from tests.conftest import build_app, until
-from thebutton.store import State
 from thebutton.changes import Changes
 from thebutton.feed import MAX_CLIENT_MESSAGE, Feed
 from thebutton.metrics import Metrics
+from thebutton.store import State
 from thebutton.web import server_options
 
 TOKEN = "s3cret"
