@@ -253,11 +253,18 @@ def test_screenshots_fit_every_screen(browser, server, name, width, height):
     context = browser.new_context(viewport={"width": width, "height": height})
     w = Watched(context, server)
     w.open(sound=False)
-    for selector in ("#title", "#count", "#dial", "#mute", "#status", "#history"):
-        box = w.page.locator(selector).bounding_box()
-        assert box is not None, selector
-        assert box["x"] >= 0 and box["y"] >= 0, selector
-        assert box["x"] + box["width"] <= width + 1 and box["y"] + box["height"] <= height + 1, selector
+    # Every burn-in shift the page takes in turn (app.js SHIFTS, a few pixels each way), not
+    # only the one of the minute the test runs in.
+    shifts = w.page.evaluate("[[0, 0], [6, 6], [-6, -6], [6, -6], [-6, 6]]")
+    for dx, dy in shifts:
+        w.page.evaluate("([x, y]) => { document.body.style.setProperty('--shift-x', x + 'px');"
+                        " document.body.style.setProperty('--shift-y', y + 'px'); }", [dx, dy])
+        for selector in ("#title", "#count", "#dial", "#mute", "#status", "#history"):
+            box = w.page.locator(selector).bounding_box()
+            assert box is not None, selector
+            assert box["x"] >= 0 and box["y"] >= 0, (selector, dx, dy)
+            assert box["x"] + box["width"] <= width + 1 and box["y"] + box["height"] <= height + 1, (selector, dx, dy)
+    w.page.evaluate("document.body.style.setProperty('--shift-x', '0px'); document.body.style.setProperty('--shift-y', '0px')")
     count, title = w.page.locator("#count").bounding_box(), w.page.locator("#title").bounding_box()
     assert title["y"] + title["height"] <= count["y"]
     boxes = {s: w.page.locator(s).bounding_box() for s in ("#history", "#status", "#enable-sound", "#mute", "#title")}
