@@ -161,16 +161,18 @@ class MqttBridge:
         self.connects += 1
         log.info("MQTT: connected to %s%s", self.address, " again" if self.outage else "")
         self.outage = False
+        if self.commands:
+            # Before "online": the broker handles one client's packets in order, so whoever
+            # sees us online (Home Assistant) and presses at once is heard.
+            # A shared subscription: when several servers share one count (--store) and obey
+            # commands, the broker gives each command to one of them, so it presses once.
+            group = "$share/" + self.node_id + "/"
+            self.client.subscribe([(group + self.t("press"), 1), (group + self.t("undo"), 1)])
         self.client.publish(self.t("availability"), "online", qos=1, retain=True)
         for topic, config in self.discovery_configs().items():
             body = json.dumps(config) if config is not None else ""  # "" removes a config
             self.client.publish(topic, body, qos=1, retain=True)
         self.publish_state()
-        if self.commands:
-            # A shared subscription: when several servers share one count (--store) and obey
-            # commands, the broker gives each command to one of them, so it presses once.
-            group = "$share/" + self.node_id + "/"
-            self.client.subscribe([(group + self.t("press"), 1), (group + self.t("undo"), 1)])
 
     def _disconnected(self, reason: str) -> None:
         # IOLoop thread.
