@@ -14,7 +14,6 @@ import sys
 import threading
 
 import pytest
-
 from conftest import ROOT, ServerProcess, free_port
 
 DEPLOY = os.path.join(ROOT, "deploy")

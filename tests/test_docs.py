@@ -117,3 +117,20 @@ def test_the_package_never_imports_the_top_level():
             with open(os.path.join(folder, name), encoding="utf-8") as f:
                 offenders += [name for _ in top.finditer(f.read())]
     assert not offenders, offenders
+
+
+def test_no_requirements_file_installs_a_gpio_library():
+    """The GPIO library comes from apt only (README and install.sh): pip would shadow the OS's rpi-lgpio."""
+    gpio = re.compile(r"^\s*(RPi[.-]GPIO|rpi-lgpio|lgpio)\b", re.I | re.M)
+    named = []
+    for name in sorted(os.listdir(ROOT)):
+        if name.startswith("requirements") and name.endswith(".txt"):
+            with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+                named += [(name, m.group(1)) for m in gpio.finditer(f.read())]
+    assert not named, named
+    with open(os.path.join(ROOT, "deploy", "install.sh"), encoding="utf-8") as f:
+        install = f.read()
+    text = readme()
+    for package in ("python3-rpi-lgpio", "python3-rpi.gpio"):  # the apt packages both name
+        assert package in install and package in text, package
+    assert "--system-site-packages" in install and "--system-site-packages" in text
