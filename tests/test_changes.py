@@ -65,3 +65,19 @@ def test_not_live_is_a_change_the_feed_shows_and_the_others_hear():
     assert "live" not in feed.message("state")
     assert queued == []  # no chat hears that Redis went away
     assert b"the_button_presses_total{" not in metrics.exposition()  # and no metric counted a press
+
+
+def test_mqtt_state_says_not_live_while_the_store_is_out_of_reach():
+    """The MQTT bridge hears a "live" change like any other: its retained state carries "live": false."""
+    import json
+
+    from thebutton.mqtt import MqttBridge
+
+    bridge = MqttBridge("mqtt://127.0.0.1:1", store=None, topic="t")  # never started: no connection is made
+    published = []
+    bridge.client.publish = lambda topic, body, **kwargs: published.append((topic, json.loads(body)))
+    bridge.connected = True
+    bridge.on_change(Change("live", STATE, live=False))
+    assert published[-1] == ("t/state", {"count": 4, "goal": 5, "presses": 1, "title": None, "live": False})
+    bridge.on_change(Change("live", STATE, live=True))
+    assert "live" not in published[-1][1]
