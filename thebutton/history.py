@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import re
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
@@ -22,8 +21,6 @@ from tornado.ioloop import IOLoop
 from thebutton.store import Store
 from thebutton.validation import CSV_LIMIT, HISTORY_LIMIT, MAX_CSV_LIMIT, MAX_HISTORY
 from thebutton.web import ApiError, JsonHandler, error_of
-
-log = logging.getLogger("button.history")
 
 PAGE = MAX_HISTORY  # presses per store read (the most history() gives at once)
 CSV_COLUMNS = ("id", "at", "source", "count_before", "count_after", "undone", "note")

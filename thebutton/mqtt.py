@@ -1,6 +1,6 @@
 """MQTT: the state on a broker for Home Assistant, Node-RED and the like; presses from it, if allowed.
 
-A listener on the change path (see ``Changes`` in websocketserver.py). Built on paho-mqtt
+A listener on the change path (``thebutton.changes.Changes``). Built on paho-mqtt
 2.x, whose network thread (``loop_start``) connects, reconnects with backoff and reads;
 ``publish`` only queues for that thread, so the IOLoop may call it without waiting.
 

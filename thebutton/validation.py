@@ -1,8 +1,8 @@
 """Every limit and every check of what a caller may ask for, in one place.
 
-The stores call the checks (and nothing else does, but the handlers and the MQTT bridge
-that turn a request into a store call, for the type of a field); the pages get the
-limits from the server (``page_limits``), so that no copy of a number lives in a script.
+The stores call the checks, and nothing else does: the API and the MQTT bridge hand what
+they were sent to the store as it is. The pages get the limits from the server
+(``page_limits``), so that no copy of a number lives in a script.
 """
 from __future__ import annotations
 
@@ -59,34 +59,28 @@ def _has_control(text: str) -> bool:
     return any(ch in LAYOUT_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs", "Co") for ch in text)
 
 
+def check_text(text: object, what: str, most: int) -> Optional[str]:
+    """Text a person typed: at most ``most`` characters after trimming, no control characters; "" = None."""
+    if not isinstance(text, str):
+        raise InvalidValue(f"{what} must be a string")
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > most:
+        raise InvalidValue(f"{what} must be at most {most} characters")
+    if _has_control(text):
+        raise InvalidValue(f"{what} must not contain control characters")
+    return text
+
+
 def check_title(title: object) -> Optional[str]:
     """A title of 1-80 characters after trimming; "" means the default heading (None)."""
-    if not isinstance(title, str):
-        raise InvalidValue("title must be a string")
-    title = title.strip()
-    if not title:
-        return None
-    if len(title) > MAX_TITLE:
-        raise InvalidValue(f"title must be at most {MAX_TITLE} characters")
-    if _has_control(title):
-        raise InvalidValue("title must not contain control characters")
-    return title
+    return check_text(title, "title", MAX_TITLE)
 
 
 def check_note(note: object) -> Optional[str]:
     """A note of at most 100 characters after trimming, no control characters; None or "" = no note."""
-    if note is None:
-        return None
-    if not isinstance(note, str):
-        raise InvalidValue("note must be a string")
-    note = note.strip()
-    if not note:
-        return None
-    if len(note) > MAX_NOTE:
-        raise InvalidValue(f"note must be at most {MAX_NOTE} characters")
-    if _has_control(note):
-        raise InvalidValue("note must not contain control characters")
-    return note
+    return None if note is None else check_text(note, "note", MAX_NOTE)
 
 
 def parse_time(text: str, what: str) -> datetime.datetime:

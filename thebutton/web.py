@@ -25,7 +25,7 @@ MAX_HEADERS = 32 * 1024  # bytes of all header lines: more is 431
 READ_HEADERS = 1024 * 1024  # what Tornado reads of a request head before it gives up (drops it)
 MAX_API_BODY = 4096  # bytes; a real body is a few dozen
 MAX_READ_BODY = 1024 * 1024  # bytes read (and dropped) to answer 413 in words; more: cut off
-NO_TORNADO_LIMIT = 1 << 62  # Tornado's own body limit, set out of reach: JsonHandler cuts first
+NO_TORNADO_LIMIT = 1 << 62  # Tornado's own body limit, set out of reach: BaseHandler cuts first
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 

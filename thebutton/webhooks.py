@@ -1,6 +1,6 @@
 """Webhooks: after each committed change, a JSON POST to each --webhook URL (Slack, Teams, ...).
 
-A listener on the change path (see ``Changes`` in websocketserver.py). ``on_change`` runs
+A listener on the change path (``thebutton.changes.Changes``). ``on_change`` runs
 on the IOLoop and only appends to a bounded queue per URL; one delivery task per URL
 sends that queue in order with Tornado's AsyncHTTPClient, retrying refusals, timeouts,
 5xx and 429 with exponential backoff. A dead or hanging receiver only ever holds up its
