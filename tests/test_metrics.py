@@ -37,7 +37,7 @@ class MetricsTest(ServerTestCase):
         response = self.scrape()
         assert response.headers["Content-Type"].startswith("text/plain; version=")
         text = response.body.decode()
-        assert value(text, "the_button_count") == 3
+        assert value(text, "the_button_remaining") == 3
         assert value(text, "the_button_goal") == 3
         assert value(text, "the_button_viewers") == 0
         assert value(text, "the_button_button_up") == 1
@@ -57,7 +57,7 @@ class MetricsTest(ServerTestCase):
         await self.read_json(sockets[0])
         await until(lambda: self.feed.state.count == 0)
         text = (await self.http_client.fetch(self.get_url("/metrics"))).body.decode()
-        assert value(text, "the_button_count") == 0
+        assert value(text, "the_button_remaining") == 0
         assert value(text, "the_button_viewers") == 2
         assert value(text, "the_button_presses_total", source="api") == 2
         assert value(text, "the_button_presses_total", source="gpio") == 1
@@ -66,7 +66,7 @@ class MetricsTest(ServerTestCase):
         await self.http_client.fetch(self.get_url("/api/undo"), method="POST", body=b"", headers=AUTH)
         await until(lambda: self.feed.state.count == 1)
         text = (await self.http_client.fetch(self.get_url("/metrics"))).body.decode()
-        assert value(text, "the_button_count") == 1
+        assert value(text, "the_button_remaining") == 1
         assert value(text, "the_button_presses_total", source="api") == 2  # a counter never goes down
         assert value(text, "the_button_store_seconds_count") == 4
 
@@ -83,7 +83,7 @@ class MetricsTest(ServerTestCase):
         self.changes.fire(dataclasses.replace(change, local=True, took=0.002,
                                               state=dataclasses.replace(state, count=0, serial=state.serial + 1)))
         text = self.scrape().body.decode()
-        assert value(text, "the_button_count") == 0
+        assert value(text, "the_button_remaining") == 0
         assert value(text, "the_button_presses_total", source="api") == 1
         assert value(text, "the_button_store_seconds_count") == 1
 
@@ -103,7 +103,7 @@ class MetricsTest(ServerTestCase):
         build_app(self.repository, other_feed, other)
         mine = self.scrape().body.decode()
         theirs = other.exposition().decode()
-        assert value(mine, "the_button_count") == 3 and value(theirs, "the_button_count") == 7
+        assert value(mine, "the_button_remaining") == 3 and value(theirs, "the_button_remaining") == 7
         assert value(mine, "the_button_presses_total", source="api") is None
         assert value(theirs, "the_button_presses_total", source="api") == 1
 
@@ -116,7 +116,22 @@ def test_server_process_counts_presses(server_factory):
         assert server.request("POST", "/api/press")[0] == 200
     with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
         text = r.read().decode()
-    assert value(text, "the_button_count") == 17
+    assert value(text, "the_button_remaining") == 17
     assert value(text, "the_button_presses_total", source="api") == 3
     assert value(text, "the_button_button_up") == 1
     assert json.loads(urllib.request.urlopen(server.url + "/api/count", timeout=10).read())["count"] == 17
+
+
+def test_promtool_finds_nothing_to_fix(server_factory):
+    """Prometheus' own linter (Debian's promtool) passes our exposition, with every series filled in."""
+    import subprocess
+    import urllib.request
+    server = server_factory("--button=none", "--admin-token=" + PROCESS_TOKEN)
+    assert server.request("POST", "/api/press")[0] == 200
+    assert server.request("POST", "/api/undo")[0] == 200
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+        text = r.read()
+    assert b"the_button_store_seconds_bucket" in text and b"the_button_presses_total" in text
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
+    assert lint.returncode == 0, (lint.stdout + lint.stderr).decode()
+    assert not (lint.stdout + lint.stderr).strip(), "promtool printed a finding: " + (lint.stdout + lint.stderr).decode()

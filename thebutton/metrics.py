@@ -26,7 +26,7 @@ class Metrics:
         self.feed = feed
         self.health = health or (lambda: {"ok": True})
         r = self.registry
-        Gauge("the_button_count", "What is left of the goal", registry=r).set_function(
+        Gauge("the_button_remaining", "Presses left to the goal (the count on the page)", registry=r).set_function(
             lambda: self.feed.state.count)
         Gauge("the_button_goal", "The goal of the current round", registry=r).set_function(
             lambda: self.feed.state.goal)
