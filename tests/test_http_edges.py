@@ -174,3 +174,17 @@ class RefusalTest(ServerTestCase):
                 assert "too many viewers" in json.loads(e.response.body)["error"]
             else:
                 raise AssertionError("a viewer past the limit was let in")
+
+
+class WriteBodiesTest(ServerTestCase):
+    def test_undo_and_auth_take_no_body_or_a_json_object(self):
+        """POST /api/undo and /api/auth: no body or a JSON object; garbage or another JSON value is 400, nothing changed."""
+        assert self.api("POST", "/api/press")[0] == 200
+        for path in ("/api/undo", "/api/auth"):
+            for body in (b"garbage", b"[1]", b'"undo"', b"42", b"{", b"null"):
+                code, answer = self.api("POST", path, body)
+                assert code == 400 and "JSON object" in answer["error"], (path, body)
+                assert self.repository.state().count == 2, (path, body)
+        assert self.api("POST", "/api/auth", {})[0] == 200 and self.api("POST", "/api/auth")[0] == 200
+        code, answer = self.api("POST", "/api/undo", {})
+        assert code == 200 and answer["count"] == 3

@@ -147,6 +147,7 @@ class PressHandler(StateHandler):
 
 class UndoHandler(StateHandler):
     async def post(self) -> None:
+        self.json_body(empty_ok=True)  # no body or a JSON object; "garbage" is a client's mistake: 400
         await self.store_write(self.store.undo, "undo")
 
 
@@ -154,6 +155,7 @@ class AuthHandler(StateHandler):
     """POST /api/auth: 200 when the bearer token is right; lets the admin page check it."""
 
     def post(self) -> None:
+        self.json_body(empty_ok=True)
         self.send_json({"ok": True})
 
 

@@ -152,7 +152,7 @@ class JsonHandler(BaseHandler):
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
-            raise ApiError(400, "body must be JSON such as {\"count\": 5}") from None
+            raise ApiError(400, "body must be a JSON object, and this is not JSON") from None
         if not isinstance(body, dict):
             raise ApiError(400, "body must be a JSON object")
         return body
