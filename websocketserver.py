@@ -34,7 +34,7 @@ from thebutton.metrics import Metrics
 from thebutton.pages import page_version
 from thebutton.rounds import PERIODS
 from thebutton.store import InvalidValue, Store, StoreError
-from thebutton.validation import NIGHT_RE, STORE_KEY_RE
+from thebutton.validation import NIGHT_RE, STORE_KEY_RE, check_token
 from thebutton.web import Application, server_options
 
 log = logging.getLogger("button.server")
@@ -261,6 +261,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     token = options.admin_token or os.environ.get("BUTTON_ADMIN_TOKEN") or None
+    if token is not None:
+        try:
+            weak = check_token(token)
+        except InvalidValue as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if weak:
+            log.warning("%s", weak)
     _raise_fd_limit()
     try:
         store = open_store(options.goal)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import hmac
+import ipaddress
 import logging
 import time
 from typing import Any, Callable, Deque, Dict, Optional, Sequence
@@ -21,10 +22,28 @@ from thebutton.web import ApiError, JsonHandler, error_of
 
 log = logging.getLogger("button.api")
 
+def throttle_key(address: str) -> str:
+    """Whom wrong tokens are counted against: an IPv4 address, or an IPv6 address's /64.
+
+    One machine can take as many addresses of its /64 as it likes (privacy addresses), so
+    counting IPv6 addresses one by one would give it a fresh start with each of them.
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # "fe80::1%eth0": the zone is not part of it
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class Throttle:
     """Counts wrong tokens per client address; past ``limit`` in ``window`` seconds, that address waits.
 
-    Used on the IOLoop thread only. Addresses are forgotten when their failures age out,
+    Used on the IOLoop thread only. Callers count by ``throttle_key`` (IPv6 by /64).
+    Addresses are forgotten when their failures age out,
     and at most ``max_addresses`` are remembered, so a flood cannot grow it without bound.
     """
 
@@ -91,7 +110,7 @@ class StateHandler(JsonHandler):
         """Raise unless the request carries the configured bearer token (429 after many wrong ones)."""
         if not self.token:
             raise ApiError(403, "the write API is off: start the server with --admin-token or BUTTON_ADMIN_TOKEN")
-        address = self.request.remote_ip or "?"
+        address = throttle_key(self.request.remote_ip or "?")
         wait = self.throttle.retry_after(address)
         if wait is not None:
             raise ApiError(429, f"too many wrong tokens from {address}: try again in {wait} s",

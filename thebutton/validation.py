@@ -21,6 +21,7 @@ HISTORY_LIMIT = 50  # presses when no limit is given
 CSV_LIMIT = 1000  # presses in an export when no limit is given
 MAX_CSV_LIMIT = 100_000
 MAX_ROUNDS = 1000  # rounds() gives the latest this many
+MIN_TOKEN = 16  # characters of an admin token below which the start warns
 STORE_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")  # a Redis key prefix, also part of the outbox's file name
 NIGHT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")  # "19:00-07:00"
 
@@ -101,3 +102,20 @@ def check_page(limit: object, before: object) -> None:
         raise InvalidValue(f"limit must be a whole number from 1 to {MAX_HISTORY}")
     if before is not None and (not isinstance(before, int) or isinstance(before, bool) or before < 1):
         raise InvalidValue("before must be a press id (a whole number of 1 or more)")
+
+
+def check_token(token: str) -> Optional[str]:
+    """The admin token: InvalidValue when no request could ever send it; a warning when it is easy to guess.
+
+    A header reaches Tornado as Latin-1 and a browser's fetch refuses anything else, so a
+    token outside printable ASCII would never match: refuse it rather than serve a write API
+    nobody can use. Spaces at either end (a stray newline in an environment file) are cut
+    off by every client that sends the header, so they are refused too.
+    """
+    if any(not " " <= ch <= "~" for ch in token) or token != token.strip():
+        raise InvalidValue("the admin token must be printable ASCII (letters, digits, punctuation) "
+                           "with no space at either end; make one with: openssl rand -hex 16")
+    if len(token) < MIN_TOKEN:
+        return (f"the admin token is shorter than {MIN_TOKEN} characters: anyone on the LAN can guess it "
+                "(make one with: openssl rand -hex 16)")
+    return None

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from http.client import responses
-from typing import Any, Dict, List, Optional, Tuple
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import tornado.web
 from tornado.httputil import HTTPServerRequest
+from tornado.log import access_log
 
 from thebutton.store import InvalidValue, NothingToUndo, StoreError
 
@@ -32,6 +34,26 @@ METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 def server_options() -> Dict[str, Any]:
     """HTTPServer options: Tornado reads a large head, so that our limits can answer in words."""
     return {"max_header_size": READ_HEADERS, "max_body_size": MAX_READ_BODY}
+
+
+def request_summary(request: HTTPServerRequest) -> str:
+    """A request as the log names it: method, path and address, never the query string.
+
+    A query can carry a token (``?token=``) or a note, and a device's URL is its secret:
+    neither belongs in a log that anyone with access to the Pi can read.
+    """
+    path = request.path or ""
+    if path.startswith("/hook/"):
+        path = "/hook/..."
+    return f"{request.method} {path[:200]} ({request.remote_ip})"
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """The access log line of every answered request (the Application's log_function)."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "%d %s %.2fms", status, request_summary(handler.request),
+                   1000.0 * handler.request.request_time())
 
 
 class ApiError(tornado.web.HTTPError):
@@ -64,7 +86,21 @@ def methods_of(handler: tornado.web.RequestHandler) -> List[str]:
 
 
 class ErrorShape(tornado.web.RequestHandler):
-    """write_error for every handler: {"error": message}, the ApiError's headers, Allow on 405."""
+    """write_error for every handler: {"error": message}, the ApiError's headers, Allow on 405.
+
+    Also log_exception, which Tornado's own would write with the whole URL (query string too).
+    """
+
+    def log_exception(self, typ: Optional[Type[BaseException]], value: Optional[BaseException],
+                      tb: Optional[TracebackType]) -> None:
+        if isinstance(value, ApiError):
+            return  # an answer in words to the client's mistake: the access log has the line
+        if isinstance(value, tornado.web.HTTPError):
+            if value.log_message:
+                message = value.log_message % value.args if value.args else value.log_message
+                log.warning("%d %s: %s", value.status_code, request_summary(self.request), message)
+            return
+        log.error("uncaught exception in %s", request_summary(self.request), exc_info=(typ, value, tb))  # type: ignore[arg-type]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -184,7 +220,12 @@ def too_large(request: HTTPServerRequest) -> Optional[Tuple[int, str]]:
 
 
 class Application(tornado.web.Application):
-    """tornado.web.Application that refuses a URL or headers past our limits in the one error shape."""
+    """tornado.web.Application that refuses a URL or headers past our limits in the one error shape,
+    and logs requests without their query strings."""
+
+    def __init__(self, *args: Any, **settings: Any) -> None:
+        settings.setdefault("log_function", log_request)
+        super().__init__(*args, **settings)
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
         # Router.find_handler is Tornado's public routing interface.
