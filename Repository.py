@@ -21,6 +21,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional
 
+from thebutton.files import hold_exclusively, release
 from thebutton.store import Change, NothingToUndo, State, StoreError
 from thebutton.validation import (
     MAX_ROUNDS,
@@ -117,21 +118,33 @@ class Repository:
         self.path = path
         self.clock = clock  # the time of a commit, ISO-8601 with its UTC offset
         _check_header(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the writer connection (and state reads)
+        self._read_lock = threading.Lock()  # the reader connection (history, rounds)
         self._serial = 0
         self._listeners: List[Callable[[Change], None]] = []
         self._outbox: List[Change] = []  # changes of the open transaction, told after its commit
-        self._error: Optional[str] = None  # why the latest read or write failed, for health()
+        # Why the latest write failed, and why the latest read failed, for health(). Apart,
+        # because a read that works says nothing of a full disk: only a write clears a write's.
+        self._write_error: Optional[str] = None
+        self._read_error: Optional[str] = None
+        self._owner = hold_exclusively(path, RepositoryError)  # one server per file
         try:
             self._db = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as e:
+            release(self._owner)
             raise RepositoryError(f"{path}: cannot open the database: {e}") from e
         try:
             self._open(goal)
+            # History and rounds read through their own connection: in WAL mode a reader
+            # never waits for the writer, so a long export does not hold up presses.
+            self._reader = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                                           check_same_thread=False)
+            self._reader.execute("PRAGMA query_only = 1")
         except BaseException:
             self._db.close()
+            release(self._owner)
             raise
 
     def _open(self, goal: int) -> None:
@@ -383,8 +396,8 @@ class Repository:
     def history(self, limit: int = 50, before: Optional[int] = None) -> List[dict]:
         """Presses newest first, at most ``limit`` (1-1000), only ids below ``before`` when given."""
         check_page(limit, before)
-        with self._write("read the history"), self._lock:
-            rows = self._db.execute(
+        with self._write("read the history"), self._read_lock:
+            rows = self._reader.execute(
                 "SELECT id, pressed_at, source, count_before, count_after, undone_at, note "
                 "FROM presses WHERE id < ? ORDER BY id DESC LIMIT ?",
                 (before if before is not None else 2**63 - 1, limit),
@@ -397,8 +410,8 @@ class Repository:
 
     def rounds(self) -> List[dict]:
         """The latest rounds (at most MAX_ROUNDS), newest (the current one) first."""
-        with self._write("read the rounds"), self._lock:
-            rows = self._db.execute(
+        with self._write("read the rounds"), self._read_lock:
+            rows = self._reader.execute(
                 "SELECT started, ended, goal, presses, reached FROM rounds ORDER BY id DESC LIMIT ?",
                 (MAX_ROUNDS,),
             ).fetchall()
@@ -408,15 +421,22 @@ class Repository:
         ]
 
     def health(self) -> dict:
-        """Whether the latest read or write worked; cheap, touches no lock (the IOLoop calls it)."""
-        health = {"kind": "sqlite", "ok": self._error is None}
-        if self._error is not None:
-            health["error"] = self._error
+        """Whether writes work (the latest failed one until one succeeds) and the latest read worked.
+
+        Cheap, touches no lock (the IOLoop calls it).
+        """
+        error = self._write_error or self._read_error
+        health: dict = {"kind": "sqlite", "ok": error is None}
+        if error is not None:
+            health["error"] = error
         return health
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
+            release(self._owner)  # after the database: see hold_exclusively
+            self._owner = -1
 
     def __enter__(self) -> Repository:
         return self
@@ -428,23 +448,31 @@ class Repository:
 class _WriteErrors:
     """Context manager that turns sqlite3 errors into RepositoryError naming the file.
 
-    It also notes on the repository whether the latest access worked, for health().
+    It also notes on the repository whether the latest read, or write, worked, for
+    health(): a write that works clears both; a read that works, only a read's failure.
     """
 
     def __init__(self, repository: Repository, what: str) -> None:
         self.repository = repository
         self.what = what
+        self.reading = what.startswith("read")
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        repository = self.repository
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
-            message = f"{self.repository.path}: could not {self.what}: {exc}"
-            self.repository._error = message
+            message = f"{repository.path}: could not {self.what}: {exc}"
+            if self.reading:
+                repository._read_error = message
+            else:
+                repository._write_error = message
             raise RepositoryError(message) from exc
         if exc_type is None:
-            self.repository._error = None
+            repository._read_error = None
+            if not self.reading:
+                repository._write_error = None
 
 
 def default_path() -> str:

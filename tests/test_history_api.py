@@ -127,7 +127,7 @@ class HistoryTest(HistoryApiTestCase):
         """When the database cannot be read, the history routes answer 503 in JSON and /healthz says so until a read works."""
         broken = sqlite3.connect(":memory:", check_same_thread=False)
         broken.close()
-        working, self.repository._db = self.repository._db, broken
+        working, self.repository._reader = self.repository._reader, broken
         try:
             for path in ("/api/history", "/api/history.csv", "/api/rounds"):
                 with ExpectLog("button.web", "cannot read"):
@@ -137,7 +137,7 @@ class HistoryTest(HistoryApiTestCase):
             health = self.api("GET", "/healthz", headers={})[1]
             assert health["ok"] is False and health["store"]["kind"] == "sqlite"
         finally:
-            self.repository._db = working
+            self.repository._reader = working
         self.api("GET", "/api/history", headers={})
         assert self.api("GET", "/healthz", headers={})[1]["store"]["ok"] is True
 

@@ -104,18 +104,31 @@ def test_invalid_set_changes_nothing(repo, kwargs):
 
 
 def test_concurrent_presses_lose_nothing(db_path):
-    """Presses from many threads and two connections to one file are all counted."""
-    with Repository(db_path, goal=1000) as a, Repository(db_path, goal=1000) as b:
-        def work(r):
+    """Presses from many threads at once, with history being read beside them, are all counted."""
+    with Repository(db_path, goal=1000) as a:
+        def work():
             for _ in range(50):
-                r.press()
-        threads = [threading.Thread(target=work, args=(r,)) for r in (a, b, a, b)]
+                a.press()
+                a.history(limit=10)
+        threads = [threading.Thread(target=work) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         state = a.state()
     assert (state.count, state.presses) == (800, 200)
+
+
+def test_one_repository_per_file(db_path):
+    """A second Repository on a file in use is refused, naming the file, and changes nothing; after close() it opens."""
+    with Repository(db_path, goal=20) as first:
+        first.press()
+        with pytest.raises(RepositoryError, match="another server is using this database") as refused:
+            Repository(db_path, goal=5)
+        assert db_path in str(refused.value)
+        assert first.press().count == 18
+    with Repository(db_path, goal=5) as again:
+        assert again.state().count == 18
 
 
 def test_write_rolls_back_on_error(repo):
@@ -422,8 +435,8 @@ def test_new_round_bad_since_changes_nothing(repo, since):
 
 
 def test_concurrent_new_rounds_start_exactly_one(db_path):
-    """Several threads and connections asking for the same period's round start it once."""
-    with Repository(db_path, goal=5) as a, Repository(db_path, goal=5) as b:
+    """Several threads asking for the same period's round start it once."""
+    with Repository(db_path, goal=5) as a:
         backdate_rounds(db_path, 2)
         since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)).isoformat()
         started = []
@@ -432,7 +445,7 @@ def test_concurrent_new_rounds_start_exactly_one(db_path):
         def work(r):
             barrier.wait()
             started.append(r.new_round(since=since))
-        threads = [threading.Thread(target=work, args=(r,)) for r in (a, b) * 3]
+        threads = [threading.Thread(target=work, args=(a,)) for _ in range(6)]
         for t in threads:
             t.start()
         for t in threads:

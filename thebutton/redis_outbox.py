@@ -12,6 +12,7 @@ import threading
 import uuid
 from typing import List, Optional
 
+from thebutton.files import hold_exclusively, release
 from thebutton.store import StoreError
 
 
@@ -25,6 +26,8 @@ class Outbox:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
+        # Two servers on one outbox would each send the other's waiting presses to Redis.
+        self._owner = hold_exclusively(path)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -35,6 +38,7 @@ class Outbox:
                              "state TEXT NOT NULL)")
             self.pending = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         except sqlite3.Error as e:
+            release(self._owner)
             raise StoreError(f"{path}: cannot open the outbox of button presses: {e}") from e
 
     def add(self, at: str, source: str, note: Optional[str]) -> str:
@@ -69,3 +73,5 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            release(self._owner)
+            self._owner = -1
