@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional
 
 from thebutton.api import AuthHandler, CountHandler, HealthHandler, PressHandler, Throttle, UndoHandler
 from thebutton.feed import MAX_CLIENT_MESSAGE, Feed, FeedSocket
-from thebutton.history import HistoryCsvHandler, HistoryHandler, RoundsHandler
+from thebutton.history import Exports, HistoryCsvHandler, HistoryHandler, RoundsHandler
 from thebutton.metrics import Metrics, MetricsHandler
 from thebutton.pages import CountdownHandler, PageHandler, StaticHandler, icon_routes
 from thebutton.store import Store
@@ -49,7 +49,7 @@ def make_app(
             (r"/healthz", HealthHandler, dict(feed=feed, health=health, store=store)),
             (r"/metrics", MetricsHandler, dict(metrics=metrics)),
             (r"/api/history", HistoryHandler, dict(store=store)),
-            (r"/api/history\.csv", HistoryCsvHandler, dict(store=store)),
+            (r"/api/history\.csv", HistoryCsvHandler, dict(store=store, exports=Exports())),
             (r"/api/rounds", RoundsHandler, dict(store=store)),
             (r"/admin", PageHandler, dict(feed=feed, template="admin.html")),
             (r"/history", PageHandler, dict(feed=feed, template="history.html")),

@@ -7,13 +7,17 @@ not block the IOLoop, nor Redis). Errors are {"error": "..."} like the rest of t
 The CSV export takes ``limit`` (default 1000, at most 100,000) and ``before`` like
 /api/history; it reads the store a page (1000 presses) at a time through history(),
 so it works with any store, and sends the file once it is whole (100,000 presses are
-about 6 MB of text).
+about 6 MB of text). At most ``MAX_EXPORTS`` run at once, each page on the exports' own
+threads: presses and the feed never queue behind an export (bench/exports.py).
 """
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import io
 import re
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from tornado.ioloop import IOLoop
@@ -26,17 +30,51 @@ PAGE = MAX_HISTORY  # presses per store read (the most history() gives at once)
 CSV_COLUMNS = ("id", "at", "source", "count_before", "count_after", "undone", "note")
 CSV_FILENAME = "the-button-history.csv"
 # A spreadsheet takes a cell starting with one of these as a formula (CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = frozenset("=+-@\t\r")
+# Where a spreadsheet may start a cell: at a comma, or at a semicolon in the many locales
+# (German, French, Dutch...) whose spreadsheets split CSV there.
+CELL_BREAKS = frozenset(",;")
 WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")  # below 2**63: SQLite's and Redis's integers
+MAX_EXPORTS = 2  # CSV exports running at once on one server; a third waits (429)
+EXPORT_RETRY = 5  # seconds a refused export is told to wait
+EXPORT_PAUSE = 0.005  # seconds between the pages of an export
 
 T = TypeVar("T")
 
 
 def spreadsheet_text(text: Optional[str]) -> str:
-    """A text cell that a spreadsheet shows as text: a leading formula character gets a quote before it."""
+    """A text that no spreadsheet reads as a formula, whether it splits the file at commas or at semicolons.
+
+    Wherever a cell could begin (the start, and after each comma or semicolon), after any
+    double quotes there (CSV's own quoting, or the text's), a formula character gets a
+    ``'`` before it, which spreadsheets read as "this is text".
+    """
     if text is None:
         return ""
-    return "'" + text if text.startswith(FORMULA_START) else text
+    out = []
+    cell_start = True
+    for ch in text:
+        if cell_start and ch != '"':
+            if ch in FORMULA_START:
+                out.append("'")
+            cell_start = False
+        out.append(ch)
+        if ch in CELL_BREAKS:
+            cell_start = True
+    return "".join(out)
+
+
+class Exports:
+    """The CSV exports of one application: at most MAX_EXPORTS at once, on threads of their own.
+
+    Their own threads, so that a press (which runs in the IOLoop's default executor) never
+    waits for a free thread behind exports. Counted on the IOLoop thread only.
+    """
+
+    def __init__(self, most: int = MAX_EXPORTS) -> None:
+        self.most = most
+        self.running = 0
+        self.executor: Executor = ThreadPoolExecutor(most, thread_name_prefix="export")
 
 
 class StoreReader(JsonHandler):
@@ -61,10 +99,10 @@ class StoreReader(JsonHandler):
             raise ApiError(400, f"{name} must be a whole number {span}")
         return int(raw)
 
-    async def read(self, what: str, read: Callable[[], T]) -> T:
+    async def read(self, what: str, read: Callable[[], T], executor: Optional[Executor] = None) -> T:
         """Run a store read in an executor thread; its errors become 400 or 503 in words."""
         try:
-            return await IOLoop.current().run_in_executor(None, read)
+            return await IOLoop.current().run_in_executor(executor, read)
         except Exception as e:  # error_of re-raises what is not a store's error
             raise error_of(e, f"read the {what}") from None
 
@@ -82,32 +120,64 @@ class HistoryHandler(StoreReader):
 class HistoryCsvHandler(StoreReader):
     """GET /api/history.csv?limit=N&before=ID: the same presses as CSV, a header line first."""
 
+    gone = False  # the client went away: stop reading pages for it
+
+    def initialize(self, store: Store, exports: Exports) -> None:  # type: ignore[override]
+        super().initialize(store)
+        self.exports = exports
+
+    def on_connection_close(self) -> None:
+        self.gone = True
+
     async def get(self) -> None:
         limit = self.limit(CSV_LIMIT, MAX_CSV_LIMIT)
         before = self.whole_number("before", None, 1, None)
-        # The whole export is made before any of it is sent, so that an error on a later
-        # page is still a JSON error, not a file cut short that looks complete.
-        text = await self.read("history", lambda: history_csv(self.store, limit, before))
+        exports = self.exports
+        if exports.running >= exports.most:
+            raise ApiError(429, f"{exports.most} exports are running: try again in {EXPORT_RETRY} s",
+                           {"Retry-After": str(EXPORT_RETRY)})
+        exports.running += 1
+        try:
+            # The whole export is made before any of it is sent, so that an error on a later
+            # page is still a JSON error, not a file cut short that looks complete. One page
+            # per executor call: between pages the IOLoop has its turn.
+            text = await self.export(limit, before)
+        finally:
+            exports.running -= 1
+        if text is None:
+            return  # nobody to send it to
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{CSV_FILENAME}"')
         self.finish(text)
 
+    async def export(self, limit: int, before: Optional[int]) -> Optional[str]:
+        out = io.StringIO()
+        out.write("\ufeff")  # a byte order mark: Excel then reads the file as UTF-8 (notes with é, ☕)
+        writer = csv.writer(out)  # RFC 4180: quoted where needed, CRLF line ends
+        writer.writerow(CSV_COLUMNS)
+        left = limit
+        while left > 0:
+            if self.gone:
+                return None
+            size = min(PAGE, left)
+            page = await self.read("history", functools.partial(csv_page, self.store, writer, size, before),
+                                   self.exports.executor)
+            left -= len(page)
+            if len(page) < size:
+                break
+            before = page[-1]["id"]
+            # A breath between pages: two exports formatting rows would otherwise keep the
+            # GIL and the cores busy, and presses would reach the screens twice as slowly
+            # (bench/README.md). 100,000 presses take about 0.5 s longer.
+            await asyncio.sleep(EXPORT_PAUSE)
+        return out.getvalue()
 
-def history_csv(store: Store, limit: int, before: Optional[int]) -> str:
-    """Up to ``limit`` presses below ``before`` as CSV text, read a page at a time. Runs in an executor thread."""
-    out = io.StringIO()
-    out.write("\ufeff")  # a byte order mark: Excel then reads the file as UTF-8 (notes with é, ☕)
-    writer = csv.writer(out)  # RFC 4180: quoted where needed, CRLF line ends
-    writer.writerow(CSV_COLUMNS)
-    left = limit
-    while left > 0:
-        page = store.history(limit=min(PAGE, left), before=before)
-        writer.writerows(csv_row(press) for press in page)
-        left -= len(page)
-        if len(page) < PAGE:
-            break
-        before = page[-1]["id"]
-    return out.getvalue()
+
+def csv_page(store: Store, writer: Any, size: int, before: Optional[int]) -> List[Dict[str, Any]]:
+    """One page of presses below ``before``, written as CSV rows; returns the page. Runs in an export thread."""
+    page = store.history(limit=size, before=before)
+    writer.writerows(csv_row(press) for press in page)
+    return page
 
 
 def csv_row(press: Dict[str, Any]) -> List[object]:
