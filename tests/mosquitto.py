@@ -27,13 +27,15 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 class Broker:
     """A real mosquitto for one test; always call ``stop()`` (or use it as a context manager)."""
 
-    def __init__(self, users: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, users: Optional[Dict[str, str]] = None, persist: bool = False) -> None:
         self.dir = tempfile.mkdtemp(prefix="button-mosquitto-")
         self.port = free_port()
         self.users = users or {}
         self.proc: Optional[subprocess.Popen] = None
         # Run as ourselves: as root, mosquitto would switch to its own user, who cannot read our files.
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}"]
+        # persist: retained messages outlive a clean stop (as an installed broker keeps them).
+        persistence = ["persistence true", f"persistence_location {self.dir}/"] if persist else ["persistence false"]
+        lines = [f"listener {self.port} 127.0.0.1", *persistence, f"user {getpass.getuser()}"]
         if self.users:
             passwords = os.path.join(self.dir, "passwords")
             open(passwords, "w").close()

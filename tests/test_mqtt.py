@@ -143,6 +143,9 @@ class StateTest(MqttTestCase):
         event = await self.wait(sub, lambda m: m.topic == "homeassistant/event/the-button/press/config")
         configs = [count.json(), goal.json(), event.json()]
         assert all(m.retain for m in (count, goal, event))
+        # Home Assistant 2025.10+ reads default_entity_id (2026.4 dropped object_id): stable ids we chose.
+        assert [c["default_entity_id"] for c in configs] == [
+            "sensor.the_button_count", "sensor.the_button_goal", "event.the_button_press_event"]
         assert configs[0]["state_class"] == "measurement"
         assert configs[0]["state_topic"] == TOPIC + "/state" and "count" in configs[0]["value_template"]
         assert len({c["unique_id"] for c in configs}) == 3
@@ -255,6 +258,48 @@ class CommandTest(MqttTestCase):
         assert press.json()["command_topic"] == TOPIC + "/press"
         assert undo.json()["command_topic"] == TOPIC + "/undo"
         assert press.json()["unique_id"] != undo.json()["unique_id"]
+
+
+class RetainedCommandTest(MqttTestCase):
+    """A retained command (mosquitto_pub -r) is never obeyed: not at start, not at a reconnect, not when cleared."""
+    commands = True
+    broker_up = False
+
+    def get_app(self):
+        # A retained PRESS waits on the broker before the server starts, as in the field.
+        self.broker.cleanup()  # setUp's, never started: this one keeps retained messages on disk
+        self.broker = Broker(persist=True).start()
+        publisher = Subscriber(self.broker, ["unused/#"])
+        publisher.publish(TOPIC + "/press", b"PRESS", retain=True)
+        publisher.close()
+        return super().get_app()
+
+    def log_lines(self, words):
+        return [line for line in self.recorder.lines if words in line]
+
+    @gen_test(timeout=60)
+    async def test_a_retained_press_is_never_counted(self):
+        """At start, after the broker restarts (the retained PRESS comes again), and when it is cleared: no press;
+        it is logged once; a plain press command still presses."""
+        await self.connected()
+        await until(lambda: self.log_lines("ignored a retained message on the-button/press"))
+        for sub in self.subscribers:
+            sub.close()
+        self.subscribers.clear()
+        self.broker.stop()  # a clean stop: the retained PRESS is kept on the broker's disk
+        await until(lambda: not self.bridge.connected)
+        connects = self.bridge.connects
+        self.broker.start()
+        await until(lambda: self.bridge.connects == connects + 1, timeout=30)
+        sub = self.subscribe(TOPIC + "/state")
+        await self.wait(sub, state_is(3))  # republished after the reconnect, and still 3
+        sub.publish(TOPIC + "/press", b"", retain=True)  # clears it; live subscribers get an empty message
+        await until(lambda: self.log_lines("was cleared"))
+        assert self.repository.state().presses == 0 and self.repository.state().count == 3
+        assert len(self.log_lines("ignored a retained message")) == 1  # once, not once per reconnect
+        sub.publish(TOPIC + "/press", b"PRESS")  # not retained: a press
+        await self.wait(sub, state_is(2))
+        assert self.repository.state().presses == 1
 
 
 class BrokerRestartTest(MqttTestCase):

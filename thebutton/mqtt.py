@@ -14,6 +14,11 @@ Topics under ``<topic>``: ``state`` (retained JSON after every change and on eve
 ``event`` (one JSON message per press, for Home Assistant's event entity), and with
 commands on, ``press`` and ``undo``. Home Assistant discovery configs go (retained) under
 ``<discovery>/<component>/<node_id>/<object_id>/config``.
+
+The bridge speaks MQTT 5 so that it can subscribe with "retain as published": then every
+retained message on a command topic says so, also the empty one that clears it, which an
+MQTT 3.1.1 broker would hand to live subscribers as a plain message. A retained command is
+never obeyed: it would press again at every start and every reconnect.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import json
 import logging
 import re
 import uuid
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from tornado.ioloop import IOLoop
@@ -101,7 +106,8 @@ class MqttBridge:
         self.connect_failures = 0  # attempts that could not reach the broker (tests and logs)
         self.outage = False  # the broker is out of reach, and the log has said so once
         self.closing = False
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        self.ignored_retained: Set[Tuple[str, bytes]] = set()  # retained commands logged once already
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
                                   client_id=f"the-button-{uuid.uuid4().hex[:12]}")
         if self.address.user:
             self.client.username_pw_set(self.address.user, self.address.password)
@@ -166,8 +172,11 @@ class MqttBridge:
             # sees us online (Home Assistant) and presses at once is heard.
             # A shared subscription: when several servers share one count (--store) and obey
             # commands, the broker gives each command to one of them, so it presses once.
+            from paho.mqtt.subscribeoptions import SubscribeOptions
+
             group = "$share/" + self.node_id + "/"
-            self.client.subscribe([(group + self.t("press"), 1), (group + self.t("undo"), 1)])
+            keep_flag = SubscribeOptions(qos=1, retainAsPublished=True)  # a retained command says so
+            self.client.subscribe([(group + self.t("press"), keep_flag), (group + self.t("undo"), keep_flag)])
         self.client.publish(self.t("availability"), "online", qos=1, retain=True)
         for topic, config in self.discovery_configs().items():
             body = json.dumps(config) if config is not None else ""  # "" removes a config
@@ -197,9 +206,12 @@ class MqttBridge:
                   "manufacturer": "The Button project", "model": "Push-button countdown"}
         common = {"availability_topic": self.t("availability"), "device": device}
 
-        def entity(object_id: str, name: str, **fields) -> dict:
+        def entity(component: str, object_id: str, name: str, **fields) -> dict:
+            # default_entity_id is what Home Assistant 2025.10 and later read for the entity id
+            # (2026.4 dropped object_id); object_id stays for the releases before 2025.10.
+            slug = f"{self.node_id}_{object_id}".replace("-", "_").lower()
             return dict(common, name=name, unique_id=f"{self.node_id}_{object_id}",
-                        object_id=f"{self.node_id}_{object_id}", **fields)
+                        default_entity_id=f"{component}.{slug}", object_id=f"{self.node_id}_{object_id}", **fields)
 
         def topic(component: str, object_id: str) -> str:
             return f"{self.discovery}/{component}/{self.node_id}/{object_id}/config"
@@ -207,16 +219,16 @@ class MqttBridge:
         state = self.t("state")
         configs: Dict[str, Optional[dict]] = {
             # measurement, not total_increasing: the count goes down, and back up to the goal.
-            topic("sensor", "count"): entity("count", "Count", state_topic=state, icon="mdi:counter",
+            topic("sensor", "count"): entity("sensor", "count", "Count", state_topic=state, icon="mdi:counter",
                                              value_template="{{ value_json.count }}", state_class="measurement"),
-            topic("sensor", "goal"): entity("goal", "Goal", state_topic=state, icon="mdi:flag-checkered",
+            topic("sensor", "goal"): entity("sensor", "goal", "Goal", state_topic=state, icon="mdi:flag-checkered",
                                             value_template="{{ value_json.goal }}"),
-            topic("event", "press"): entity("press_event", "Pressed", state_topic=self.t("event"),
+            topic("event", "press"): entity("event", "press_event", "Pressed", state_topic=self.t("event"),
                                             event_types=["press"], icon="mdi:gesture-tap-button"),
         }
         buttons = {
-            topic("button", "press"): entity("press", "Press", command_topic=self.t("press"), icon="mdi:gesture-tap-button"),
-            topic("button", "undo"): entity("undo", "Undo", command_topic=self.t("undo"), icon="mdi:undo"),
+            topic("button", "press"): entity("button", "press", "Press", command_topic=self.t("press"), icon="mdi:gesture-tap-button"),
+            topic("button", "undo"): entity("button", "undo", "Undo", command_topic=self.t("undo"), icon="mdi:undo"),
         }
         for key, config in buttons.items():
             configs[key] = config if self.commands else None
@@ -267,7 +279,23 @@ class MqttBridge:
     def _on_message(self, client, userdata, message) -> None:
         name = message.topic.rsplit("/", 1)[-1]
         if self.commands and name in ("press", "undo") and message.topic == self.t(name):
+            if message.retain:
+                self.loop.add_callback(self._retained_command, message.topic, bytes(message.payload))
+                return
             self.loop.add_callback(self.command, name, bytes(message.payload))
+
+    def _retained_command(self, topic: str, payload: bytes) -> None:
+        # IOLoop thread. The broker keeps a retained command and hands it over at every
+        # (re)connect: said once per topic and payload, never obeyed.
+        key = (topic, payload[:200])
+        if key in self.ignored_retained:
+            return
+        self.ignored_retained.add(key)
+        if payload:
+            log.warning("MQTT: ignored a retained message on %s (a command is never obeyed from a retained "
+                        "message; clear it with: mosquitto_pub -r -n -t %s)", topic, topic)
+        else:
+            log.info("MQTT: the retained message on %s was cleared (not a press)", topic)
 
 
 def command_note(payload: bytes) -> Any:
