@@ -30,6 +30,7 @@ from Repository import Repository, default_path
 from thebutton.app import make_app
 from thebutton.changes import Changes, PressSource
 from thebutton.feed import Feed
+from thebutton.hosts import HostRule, parse_hosts
 from thebutton.metrics import Metrics
 from thebutton.pages import page_version
 from thebutton.rounds import PERIODS
@@ -53,6 +54,11 @@ define("pull", default="up", help="up: button wired to ground, pressed = LOW; do
 define("admin_token", default=None, help="bearer token for the write API (default: env BUTTON_ADMIN_TOKEN); unset = write API disabled")
 define("title", default=None, help='page heading when none was set through the API or /admin (default: "Countdown to <goal>")')
 define("max_connections", default=1000, type=int, help="most WebSocket viewers at once; more are refused with 503")
+define("viewers_per_address", default=100, type=int, help="most WebSocket viewers from one address (an IPv6 /64); "
+       "0 = no limit, behind a reverse proxy through which every TV comes from one address")
+define("hosts", default="", help="more host names to answer to, comma-separated (.example.com: it and every name "
+       "under it; * = any, behind a proxy that checks names). IP addresses, localhost, names without a dot, "
+       ".local, .lan, .home, .home.arpa, .internal, .localdomain and this machine's names always work")
 define("ping_interval", default=20.0, type=float, help="seconds (more than 0, at most 24) between heartbeats to each page "
        "(and pings); a page that hears nothing for 1.25x this reconnects, so within 30 s")
 define("night", default="", help='local hours when pages dim, e.g. "19:00-07:00"; "" = never (the count always stays visible)')
@@ -109,11 +115,12 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop) 
     store.listen(changes.publish)
     feed = Feed(store.state(), title=options.title, max_connections=options.max_connections,
                 night=options.night, version=page_version(HERE, os.path.join(HERE, "static")),
-                ping_interval=options.ping_interval, ping_timeout=10.0)
+                ping_interval=options.ping_interval, ping_timeout=10.0, per_address=options.viewers_per_address)
     changes.listen(feed.on_change)
     metrics = Metrics(feed, button.health)
     changes.listen(metrics.on_change)
-    app = make_app(store, feed, metrics, HERE, token=token, health=button.health)
+    app = make_app(store, feed, metrics, HERE, token=token, health=button.health,
+                   hosts=HostRule(parse_hosts(options.hosts)))
     server = Server(store, button, feed, app, token)
     try:
         if options.webhook:
@@ -234,6 +241,12 @@ def _check_options() -> Optional[str]:
         return f"--pull must be one of {', '.join(PULLS)}, not {options.pull!r}"
     if options.max_connections < 1:
         return "--max-connections must be at least 1"
+    if options.viewers_per_address < 0:
+        return "--viewers-per-address must be 0 (no limit) or more"
+    try:
+        parse_hosts(options.hosts)
+    except ValueError as e:
+        return str(e)
     if not 0 < options.ping_interval <= MAX_PING_INTERVAL:
         # A page gives up after 1.25 heartbeats: past 24 s it would not notice a dead server within 30 s.
         return f"--ping-interval must be more than 0 and at most {MAX_PING_INTERVAL:g} seconds"

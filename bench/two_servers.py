@@ -115,7 +115,7 @@ def start_redis(tmp):
 def server(port, db, store=None):
     cmd = [sys.executable, os.path.join(ROOT, "websocketserver.py"), f"--port={port}", "--address=127.0.0.1",
            "--button=none", "--admin-token=bench", "--max-connections=20000", f"--db={db}",
-           "--logging=warning", "--goal=1000000"]
+           "--logging=warning", "--goal=1000000", "--viewers-per-address=0"]
     if store:
         cmd.append(f"--store={store}")
     proc = subprocess.Popen(pinned(0, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

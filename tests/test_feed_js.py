@@ -359,6 +359,7 @@ def test_new_version_reloads_only_once_the_page_answers(proxied, proxy, db_path,
     old_version = w.page.locator("body").get_attribute("data-version")
     upgraded = ServerProcess(db_path, "--button=none", "--admin-token=" + TOKEN, "--ping-interval=1")
     upgraded.script = upgraded_copy(tmp_path)
+    w.server.stop()  # as an upgrade does: one server per database file
     upgraded.start()
     try:
         proxy.target_port = upgraded.port

@@ -21,6 +21,7 @@ AUTH = {"Authorization": "Bearer " + TOKEN}
 class ServerTestCase(AsyncHTTPTestCase):
     token = TOKEN
     max_connections = 1000
+    per_address = 0  # --viewers-per-address; 0 = none (the tests open many sockets from 127.0.0.1)
     busy_timeout = 5.0
     ping_interval = 20.0  # seconds, as the server's default
     ping_timeout = 10.0
@@ -36,7 +37,8 @@ class ServerTestCase(AsyncHTTPTestCase):
 
     def get_app(self):
         self.feed = Feed(self.repository.state(), max_connections=self.max_connections,
-                         ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+                         ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+                         per_address=self.per_address)
         # The change path, as websocketserver.wire joins it: commits reach the feed through the IOLoop.
         self.changes = Changes(self.io_loop)
         self.changes.listen(self.feed.on_change)

@@ -8,7 +8,7 @@ from tornado.httpserver import HTTPServer
 
 from tests.conftest import ServerProcess
 from tests.test_server import AUTH, ServerTestCase
-from thebutton.api import throttle_key
+from thebutton.hosts import client_key as throttle_key
 
 WRONG = {"Authorization": "Bearer wrong-guess"}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import hmac
-import ipaddress
 import logging
 import time
 from typing import Any, Callable, Deque, Dict, Optional, Sequence
@@ -17,32 +16,16 @@ from typing import Any, Callable, Deque, Dict, Optional, Sequence
 from tornado.ioloop import IOLoop
 
 from thebutton.feed import Feed
+from thebutton.hosts import client_key
 from thebutton.store import State, Store
 from thebutton.web import ApiError, JsonHandler, error_of
 
 log = logging.getLogger("button.api")
 
-def throttle_key(address: str) -> str:
-    """Whom wrong tokens are counted against: an IPv4 address, or an IPv6 address's /64.
-
-    One machine can take as many addresses of its /64 as it likes (privacy addresses), so
-    counting IPv6 addresses one by one would give it a fresh start with each of them.
-    """
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])  # "fe80::1%eth0": the zone is not part of it
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
-
-
 class Throttle:
     """Counts wrong tokens per client address; past ``limit`` in ``window`` seconds, that address waits.
 
-    Used on the IOLoop thread only. Callers count by ``throttle_key`` (IPv6 by /64).
+    Used on the IOLoop thread only. Callers count by ``client_key`` (IPv6 by /64).
     Addresses are forgotten when their failures age out,
     and at most ``max_addresses`` are remembered, so a flood cannot grow it without bound.
     """
@@ -110,7 +93,7 @@ class StateHandler(JsonHandler):
         """Raise unless the request carries the configured bearer token (429 after many wrong ones)."""
         if not self.token:
             raise ApiError(403, "the write API is off: start the server with --admin-token or BUTTON_ADMIN_TOKEN")
-        address = throttle_key(self.request.remote_ip or "?")
+        address = client_key(self.request.remote_ip or "?")
         wait = self.throttle.retry_after(address)
         if wait is not None:
             raise ApiError(429, f"too many wrong tokens from {address}: try again in {wait} s",
@@ -187,6 +170,12 @@ class HealthHandler(JsonHandler):
     def get(self) -> None:
         button = self.health()
         store = self.store.health()
-        # Always 200 (as the contract says); "ok" is false when the button or the store is not working.
-        self.send_json({"ok": bool(button.get("ok")) and bool(store.get("ok", True)), "button": button,
-                        "store": store, "live": self.feed.live, "viewers": len(self.feed.waiters)})
+        full = self.feed.full()
+        # Always 200 (as the contract says); "ok" is false when the button or the store is not
+        # working, or while the feed is full (a TV that opens the page now gets no count).
+        body = {"ok": bool(button.get("ok")) and bool(store.get("ok", True)) and not full, "button": button,
+                "store": store, "live": self.feed.live, "viewers": len(self.feed.waiters),
+                "max_viewers": self.feed.max_connections}
+        if full:
+            body["error"] = f"the feed is full: {self.feed.max_connections} viewers (--max-connections)"
+        self.send_json(body)

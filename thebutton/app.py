@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional
 from thebutton.api import AuthHandler, CountHandler, HealthHandler, PressHandler, Throttle, UndoHandler
 from thebutton.feed import MAX_CLIENT_MESSAGE, Feed, FeedSocket
 from thebutton.history import Exports, HistoryCsvHandler, HistoryHandler, RoundsHandler
+from thebutton.hosts import HostRule
 from thebutton.metrics import Metrics, MetricsHandler
 from thebutton.pages import CountdownHandler, PageHandler, StaticHandler, icon_routes
 from thebutton.store import Store
@@ -26,22 +27,26 @@ def make_app(
     token: Optional[str] = None,
     health: Optional[Callable[[], Dict[str, Any]]] = None,
     throttle: Optional[Throttle] = None,
+    hosts: Optional[HostRule] = None,
 ) -> Application:
     """The application of one server.
 
     ``root`` holds the templates (default.html, admin.html, history.html) and static/;
     ``health`` is the press source's health() (None: no press source); ``token`` the
-    admin token (None: the write API is off).
+    admin token (None: the write API is off); ``hosts`` the names it answers to (default:
+    the LAN's and this machine's, thebutton/hosts.py).
     """
     if health is None:
         health = no_button
+    if hosts is None:
+        hosts = HostRule()
     static_path = os.path.join(root, "static")
     api = dict(store=store, feed=feed, token=token, throttle=throttle or Throttle())
     return Application(
         [
             (r"/", CountdownHandler, dict(feed=feed, template="default.html")),
             *icon_routes(static_path),
-            (r"/websocket", FeedSocket, dict(feed=feed)),
+            (r"/websocket", FeedSocket, dict(feed=feed, hosts=hosts)),
             (r"/api/count", CountHandler, api),
             (r"/api/press", PressHandler, api),
             (r"/api/undo", UndoHandler, api),
@@ -59,6 +64,7 @@ def make_app(
         static_handler_class=StaticHandler,
         default_handler_class=DefaultHandler,
         websocket_max_message_size=MAX_CLIENT_MESSAGE,
+        hosts=hosts,
     )
 
 

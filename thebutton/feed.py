@@ -34,6 +34,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
+from thebutton.hosts import HostRule, client_key
 from thebutton.store import Change, State
 from thebutton.web import ApiError, ErrorShape
 
@@ -72,8 +73,11 @@ class Feed:
 
     def __init__(self, state: State, title: Optional[str] = None, max_connections: int = 1000,
                  max_buffered: int = MAX_BUFFERED, night: str = "", version: str = "",
-                 ping_interval: float = 0.0, ping_timeout: float = 10.0) -> None:
+                 ping_interval: float = 0.0, ping_timeout: float = 10.0, per_address: int = 0) -> None:
         self.waiters: Set[FeedSocket] = set()
+        self.per_address = per_address  # most sockets of one client (client_key); 0 = no limit
+        self.of_address: Dict[str, int] = {}  # open sockets per client, only with a limit
+        self._said_full: Dict[str, float] = {}  # when the log last named a client that hit the limit
         self.state = state
         self.title = title
         self.max_connections = max_connections
@@ -90,6 +94,8 @@ class Feed:
     def add(self, waiter: FeedSocket) -> None:
         waiter.ping_slot = self._next_slot
         self._next_slot = (self._next_slot + 1) % PING_SLOTS
+        if self.per_address and waiter not in self.waiters:
+            self.of_address[waiter.client] = self.of_address.get(waiter.client, 0) + 1
         self.waiters.add(waiter)
         if self._pinger is None and self.ping_interval > 0:
             self._pinger = PeriodicCallback(self.ping_tick, self.ping_interval * 1000 / PING_SLOTS)
@@ -138,8 +144,32 @@ class Feed:
         body.update(extra)
         return json.dumps(body)
 
+    def remove(self, waiter: FeedSocket) -> None:
+        """The one way a viewer leaves the feed (closed, dropped, or gone)."""
+        if waiter in self.waiters:
+            self.waiters.discard(waiter)
+            if self.per_address:
+                left = self.of_address.get(waiter.client, 1) - 1
+                if left > 0:
+                    self.of_address[waiter.client] = left
+                else:
+                    self.of_address.pop(waiter.client, None)
+
     def full(self) -> bool:
         return len(self.waiters) >= self.max_connections
+
+    def full_for(self, client: str) -> bool:
+        """Whether this client (client_key) holds --viewers-per-address sockets already."""
+        return bool(self.per_address) and self.of_address.get(client, 0) >= self.per_address
+
+    def say_full_for(self, client: str, now: float) -> bool:
+        """Whether to log that this client hit the limit: once a minute per client, not once per socket of a flood."""
+        if now - self._said_full.get(client, -120.0) < 60.0:
+            return False
+        if len(self._said_full) > 1000:
+            self._said_full.clear()
+        self._said_full[client] = now
+        return True
 
     def on_change(self, change: Change) -> None:
         """The feed's listener on the change path: every open socket gets the new state."""
@@ -213,8 +243,11 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
     ping_slot = 0  # which of PING_SLOTS ticks pings this socket
     stream: Optional[IOStream] = None  # the connection's IOStream, once open
 
-    def initialize(self, feed: Feed) -> None:
+    client = ""  # whose socket it is (thebutton.hosts.client_key of the address)
+
+    def initialize(self, feed: Feed, hosts: Optional[HostRule] = None) -> None:
         self.feed = feed
+        self.hosts = hosts
 
     def prepare(self) -> None:
         method = self.request.method
@@ -223,10 +256,23 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
         refused = handshake_refusal(self.request)
         if refused is not None:
             raise refused
+        origin = self.request.headers.get("Origin")
+        if origin is not None and self.hosts is not None and not self.hosts.allows_origin(origin):
+            # A page of another site (in an employee's browser) may not watch the feed.
+            raise ApiError(403, "this feed is for pages of this server; a page elsewhere may not open it "
+                                "(add its host with --hosts if it is yours)")
         if self.feed.full():
             log.warning("refused a viewer: %d connections is the limit", self.feed.max_connections)
             raise ApiError(503, f"too many viewers (limit {self.feed.max_connections})",
                            {"Retry-After": "30"})
+        self.client = client_key(self.request.remote_ip or "?")
+        if self.feed.full_for(self.client):
+            if self.feed.say_full_for(self.client, IOLoop.current().time()):
+                log.warning("refused viewers from %s: it holds %d sockets, the most one address may "
+                            "(--viewers-per-address; 0 = no limit, for a reverse proxy)", self.client,
+                            self.feed.per_address)
+            raise ApiError(503, f"too many viewers from {self.client} (at most {self.feed.per_address} "
+                                "an address: --viewers-per-address)", {"Retry-After": "30"})
 
     def data_received(self, chunk: bytes) -> None:
         pass  # a body was refused in prepare; what still arrives of it is dropped
@@ -236,8 +282,7 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
         return None
 
     def check_origin(self, origin: str) -> bool:
-        # The feed is public to whoever can reach the server and carries no write,
-        # so a page from any origin may watch it.
+        # Checked in prepare, against the host rule, so that a refusal is JSON like every other.
         return True
 
     def open(self, *args: str, **kwargs: str) -> None:
@@ -276,7 +321,7 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
         """Queue a ready-made frame; drop this socket if it is closed or has stopped reading."""
         stream = self.stream
         if stream is None or self._closing():
-            self.feed.waiters.discard(self)
+            self.feed.remove(self)
             return
         try:
             if not stream.writing():
@@ -292,14 +337,14 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
                 frame = frame[sent:]
             stream.write(frame)
         except (StreamClosedError, OSError):
-            self.feed.waiters.discard(self)
+            self.feed.remove(self)
         except StreamBufferFullError:
             log.warning("dropped a viewer that stopped reading (%s)", self.request.remote_ip)
             self.drop()
 
     def drop(self) -> None:
         """Close the connection at once: a close frame would only queue behind unread data."""
-        self.feed.waiters.discard(self)
+        self.feed.remove(self)
         if self.stream is not None:
             self.stream.close()
 
@@ -310,4 +355,4 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
         pass
 
     def on_close(self) -> None:
-        self.feed.waiters.discard(self)
+        self.feed.remove(self)

@@ -4,7 +4,8 @@
 routes, the pages, the static files and the feed's refused handshakes alike;
 ``error_of`` is the only place a store error becomes a status. ``Application`` sends
 every request whose path no route takes to ``DefaultHandler`` (404), and refuses a URL
-or a header block past its limit (414, 431) before any handler sees it.
+or a header block past its limit (414, 431) or a Host that is not ours (421) before any
+handler sees it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import tornado.web
 from tornado.httputil import HTTPServerRequest
 from tornado.log import access_log
 
+from thebutton.hosts import HostRule, host_name
 from thebutton.store import InvalidValue, NothingToUndo, StoreError
 
 log = logging.getLogger("button.web")
@@ -219,9 +221,21 @@ def too_large(request: HTTPServerRequest) -> Optional[Tuple[int, str]]:
     return None
 
 
+def wrong_host(request: HTTPServerRequest, hosts: Optional[HostRule]) -> Optional[Tuple[int, str]]:
+    """(421, message) when the request's Host is not a name this server answers to (thebutton/hosts.py)."""
+    if hosts is None or hosts.allows_host(request.host):  # no Host at all (HTTP/1.0) reads as 127.0.0.1
+        return None
+    name = (host_name(request.host) or request.host)[:100]
+    return 421, (f"this server does not answer to the name {name!r} (a page elsewhere must not read it); "
+                 f"if it is yours, add it with --hosts={name}")
+
+
 class Application(tornado.web.Application):
-    """tornado.web.Application that refuses a URL or headers past our limits in the one error shape,
-    and logs requests without their query strings."""
+    """tornado.web.Application that refuses a URL or headers past our limits, and a Host that is
+    not ours, in the one error shape; and logs requests without their query strings.
+
+    ``hosts`` (a setting): the HostRule of the names it answers to; None answers any.
+    """
 
     def __init__(self, *args: Any, **settings: Any) -> None:
         settings.setdefault("log_function", log_request)
@@ -229,7 +243,7 @@ class Application(tornado.web.Application):
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
         # Router.find_handler is Tornado's public routing interface.
-        refused = too_large(request)
+        refused = too_large(request) or wrong_host(request, self.settings.get("hosts"))
         if refused is not None:
             status, message = refused
             return self.get_handler_delegate(request, DefaultHandler, {"status": status, "message": message})
