@@ -10,6 +10,13 @@
   const body = document.body;
   const $ = function (id) { return document.getElementById(id); };
   const LATEST = 20; // presses in the table
+  const limits = JSON.parse(body.dataset.limits || "{}"); // the server's (thebutton/validation.py)
+
+  // Characters as the server counts them: code points, so that an emoji is one, not two
+  // (an input's maxlength counts UTF-16 units and would allow only half as many emoji).
+  function tooLong(text, most) {
+    return most && Array.from(text).length > most;
+  }
 
   const hooks = { loads: 0, feed: null }; // feed: the live feed's own story (static/feed.js)
   window.theAdmin = hooks; // what tests read; never the token
@@ -160,6 +167,10 @@
     }
     clear(["note-error", "press-error", "undo-error"]);
     const note = noteInput.value.trim();
+    if (tooLong(note, limits.note)) {
+      say("note-error", "A note is at most " + limits.note + " characters.");
+      return;
+    }
     const button = $("press");
     button.disabled = true;
     api("POST", "/api/press", note ? { note: note } : undefined).then(function (answer) {
@@ -237,6 +248,10 @@
     });
     if (dirty.has("title")) {
       change.title = fields.title.value.trim();
+      if (tooLong(change.title, limits.title)) {
+        say("set-title-error", "A title is at most " + limits.title + " characters.");
+        bad = true;
+      }
     }
     if (bad) {
       return;

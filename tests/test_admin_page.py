@@ -356,6 +356,24 @@ def test_fields_carry_the_servers_limits(tab):
     limits = page_limits()
     page = tab.open("/admin").page
     assert json.loads(page.locator("body").get_attribute("data-limits")) == limits
-    assert page.locator("#note").get_attribute("maxlength") == str(limits["note"])
-    assert page.locator("#set-title").get_attribute("maxlength") == str(limits["title"])
+    # maxlength counts UTF-16 units: twice the limit, so that a field of emoji is not cut at half.
+    assert page.locator("#note").get_attribute("maxlength") == str(2 * limits["note"])
+    assert page.locator("#set-title").get_attribute("maxlength") == str(2 * limits["title"])
     assert page.locator("#set-goal").get_attribute("max") == str(limits["goal"])
+
+
+def test_the_note_field_counts_characters_as_the_api_does(tab):
+    """100 emoji are a note of 100 characters on the page as in the API (maxlength alone allowed 50);
+    101 characters are refused by the page in words, and nothing is pressed."""
+    tab.expected_errors = r"status of 400"
+    page = signed_in(tab)
+    note = page.get_by_label("Note for the next press", exact=True)
+    note.fill("\U0001F389" * 100)
+    page.get_by_role("button", name="Press", exact=True).click()
+    expect(page.locator("#count")).to_have_text("19")
+    stored = tab.server.request("GET", "/api/history?limit=1")[1]["presses"][0]["note"]
+    assert stored == "\U0001F389" * 100
+    note.fill("\U0001F389" + "x" * 100)
+    page.get_by_role("button", name="Press", exact=True).click()
+    expect(page.locator("#note-error")).to_contain_text("at most 100 characters")
+    assert tab.server.request("GET", "/api/count")[1]["count"] == 19

@@ -28,7 +28,7 @@ NIGHT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$") 
 
 def page_limits() -> Dict[str, Any]:
     """The limits a page checks before it asks (the server checks again): for data-limits."""
-    return {"note": MAX_NOTE, "title": MAX_TITLE, "goal": MAX_GOAL, "history": MAX_HISTORY}
+    return {"note": MAX_NOTE, "title": MAX_TITLE, "name": MAX_NAME, "goal": MAX_GOAL, "history": MAX_HISTORY}
 
 
 def now_iso() -> str:
@@ -54,24 +54,60 @@ def check_count(count: object, goal: Optional[int] = None) -> int:
 # Format characters that change how the text around them shows (direction overrides and
 # isolates, line and paragraph separators); the joiners emoji and scripts need stay allowed.
 LAYOUT_CONTROLS = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters and symbols that draw nothing: Hangul fillers, the braille blank, Khmer's
+# inherent vowels, the combining grapheme joiner. Alone they would show a blank note on every TV.
+BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\u034f")
+MAX_MARKS_IN_A_ROW = 4  # combining marks on one letter; more is "Zalgo" text that spills over the line
+MAX_NAME = 40  # characters of a name: who pressed, a device, a screen
 
 
 def _has_control(text: str) -> bool:
     return any(ch in LAYOUT_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs", "Co") for ch in text)
 
 
+def _visible(ch: str) -> bool:
+    # Whitespace, format characters (zero-width space and joiners, soft hyphen, marks of
+    # direction), combining marks alone and the blank-looking letters draw nothing.
+    return not ch.isspace() and ch not in BLANK_LOOKING and unicodedata.category(ch) not in ("Cf", "Mn", "Me", "Zs")
+
+
+def _marks_in_a_row(text: str) -> int:
+    most = run = 0
+    for ch in text:
+        run = run + 1 if unicodedata.category(ch) in ("Mn", "Me") else 0
+        most = max(most, run)
+    return most
+
+
 def check_text(text: object, what: str, most: int) -> Optional[str]:
-    """Text a person typed: at most ``most`` characters after trimming, no control characters; "" = None."""
+    """Text a person typed (a note, a title, a name): the one rule set of every such field.
+
+    Trimmed; at most ``most`` characters, counted as code points (as the pages count them);
+    no control characters, line or paragraph separators or direction overrides and isolates;
+    at most MAX_MARKS_IN_A_ROW combining marks in a row. A text with no visible character
+    (spaces, zero-width characters and the like only) is taken as an empty one: None.
+    Right-to-left text, joiners, soft hyphens and emoji sequences are fine.
+    """
     if not isinstance(text, str):
         raise InvalidValue(f"{what} must be a string")
     text = text.strip()
-    if not text:
+    if not any(_visible(ch) for ch in text):
         return None
     if len(text) > most:
         raise InvalidValue(f"{what} must be at most {most} characters")
     if _has_control(text):
-        raise InvalidValue(f"{what} must not contain control characters")
+        raise InvalidValue(f"{what} must not contain control characters, line breaks or direction overrides")
+    if _marks_in_a_row(text) > MAX_MARKS_IN_A_ROW:
+        raise InvalidValue(f"{what} must not stack more than {MAX_MARKS_IN_A_ROW} accents or marks on one letter")
     return text
+
+
+def check_name(name: object, what: str) -> str:
+    """A name (who pressed, a device, a screen): 1-40 characters under the text rules; empty or blank is refused."""
+    checked = check_text(name, what, MAX_NAME)
+    if checked is None:
+        raise InvalidValue(f"{what} must have at least one visible character (at most {MAX_NAME})")
+    return checked
 
 
 def check_title(title: object) -> Optional[str]:
