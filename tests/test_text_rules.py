@@ -16,7 +16,7 @@ FINE = [
 BLANK = ["", "   ", "\u200b", "\u200b\u200b\u200d", "\u2060\ufeff", "\u3164\u3164", "\u115f\u1160", "\u2800",
          "\u00a0\u3000", A * 3, "\u200e\u200f", "\u034f"]
 REFUSED = [
-    ("e" + A * 5, "accents"), ("x" + "\u0489" * 5, "accents"), ("Zalgo" + A * 90, "accents"),
+    ("e" + A * 5, "accents"), ("x" + "\u0489" * 5, "accents"), ("e" + (A + "\u200d") * 5, "accents"), ("Zalgo" + A * 90, "accents"),
     ("abc\u202edcba", "control"), ("a\u2066b\u2069", "control"), ("line\u2028break", "control"),
     ("para\u2029graph", "control"), ("tab\there", "control"), ("nul\x00", "control"), ("\ud800", "control"),
 ]

@@ -74,8 +74,12 @@ def _visible(ch: str) -> bool:
 def _marks_in_a_row(text: str) -> int:
     most = run = 0
     for ch in text:
-        run = run + 1 if unicodedata.category(ch) in ("Mn", "Me") else 0
-        most = max(most, run)
+        category = unicodedata.category(ch)
+        if category in ("Mn", "Me"):
+            run += 1
+            most = max(most, run)
+        elif category != "Cf":  # a joiner between marks still stacks them on the same letter
+            run = 0
     return most
 
 
