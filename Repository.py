@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, List, Optional
 from thebutton.files import hold_exclusively, release
 from thebutton.store import Change, NothingToUndo, State, StoreError
 from thebutton.validation import (
+    FUTURE_SLACK,
     MAX_ROUNDS,
     check_count,
     check_goal,
@@ -381,11 +382,14 @@ class Repository:
             # Stored times have milliseconds: compare at that precision.
             since_at = since_at.replace(microsecond=since_at.microsecond // 1000 * 1000)
         with self._write("start a new round"), self._transaction() as db:
+            at = self.clock()
             if since_at is not None:
                 row = db.execute("SELECT started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
-                if row is not None and parse_time(row[0], "started") >= since_at:
+                # A round "from the future" (stamped while the clock was ahead, before NTP set
+                # it back) does not count for this period: else the next boundary is skipped.
+                latest = parse_time(at, "now") + FUTURE_SLACK
+                if row is not None and since_at <= parse_time(row[0], "started") <= latest:
                     return None
-            at = self.clock()
             (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
             self._next_round(db, at, goal, goal)
             self._raise_undo_floor(db)

@@ -46,8 +46,9 @@ def free_port():
 class ServerProcess:
     """``python websocketserver.py`` run as a user would, on a free 127.0.0.1 port."""
 
-    def __init__(self, db, *args, port=None, stdin=subprocess.DEVNULL):
+    def __init__(self, db, *args, port=None, stdin=subprocess.DEVNULL, env=None):
         self.db = db
+        self.env = env or {}  # more environment for the process (TZ, libfaketime's)
         self.port = port or free_port()
         db_arg = [] if db is None else ["--db=%s" % db]  # None: the server's default path
         self.args = ["--port=%d" % self.port, "--address=127.0.0.1", *db_arg, *args]
@@ -60,7 +61,7 @@ class ServerProcess:
         return "http://127.0.0.1:%d" % self.port
 
     def start(self, wait=True):
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         # The log goes to a file: a pipe nobody reads would fill and stall the server.
         self.log = tempfile.NamedTemporaryFile(prefix="button-server-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(

@@ -8,6 +8,7 @@ import http.server
 import os
 import pwd
 import queue
+import re
 import stat
 import subprocess
 import sys
@@ -89,6 +90,13 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     result = run(["systemd-analyze", "verify", str(unit)])
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr  # unknown keys are only warnings: none allowed
+
+
+def test_unit_starts_after_the_clock_is_set():
+    """A Pi boots with the time it last saved: the unit orders itself after time-sync.target (and wants it)."""
+    unit = open(os.path.join(ROOT, "deploy", "the-button.service")).read()
+    assert re.search(r"^After=.*\btime-sync\.target\b", unit, re.M)
+    assert re.search(r"^Wants=.*\btime-sync\.target\b", unit, re.M)
 
 
 def test_unit_runs_where_lgpio_can_write():

@@ -195,7 +195,7 @@ def test_early_wake_rearms_for_the_rest_and_a_late_one_starts_the_round(store, c
     clock.now = at("2025-03-12 23:00")
 
     async def body():
-        schedule = RoundSchedule(store, "daily", clock=clock)
+        schedule = RoundSchedule(store, "daily", clock=clock, max_sleep=3600)
         await schedule.check()
         assert schedule.delay == 3600
         clock.now = at("2025-03-12 23:59")  # timers drift: woken a minute early
@@ -223,7 +223,7 @@ def test_the_armed_timer_starts_the_round_at_the_boundary(store, clock, kind, be
         loop = IOLoop.current()
         heard = asyncio.get_running_loop().create_future()
         store.listen(lambda change: heard.get_loop().call_soon_threadsafe(heard.set_result, change))
-        schedule = RoundSchedule(store, kind, clock=clock)
+        schedule = RoundSchedule(store, kind, clock=clock, max_sleep=3600)
         await schedule.check()  # nothing yet: the fresh store's round is this period's
         assert schedule.delay == 60
         # From here the clock follows the IOLoop's, sped up so that the minute takes 6 ms.
@@ -263,7 +263,7 @@ def test_store_failure_is_retried(store, clock, caplog):
             return store.new_round(since=since)
 
     async def body():
-        schedule = RoundSchedule(Failing(), "daily", clock=clock)
+        schedule = RoundSchedule(Failing(), "daily", clock=clock, max_sleep=3600)
         first = await schedule.check()
         delay = schedule.delay
         second = await schedule.wake()

@@ -328,6 +328,26 @@ def test_new_round_since_is_done_once(make_store):
     assert len(store.rounds()) == 2
 
 
+def test_a_round_from_the_future_does_not_hold_the_period(make_store, monkeypatch):
+    """A round stamped while the clock ran days ahead (NTP set it back since) does not count as this period's:
+    new_round(since) starts the period's round, stamped by the clock as it is now."""
+    import thebutton.redis_store
+    store = make_store(goal=5)
+    ahead = (now() + datetime.timedelta(days=3)).isoformat(timespec="milliseconds")
+    with monkeypatch.context() as m:
+        m.setattr(thebutton.redis_store, "now_iso", lambda: ahead)  # the Redis store's clock
+        if isinstance(store, Repository):
+            m.setattr(store, "clock", lambda: ahead)
+        store.new_round()
+    assert parse(store.rounds()[0]["started"]) > now() + datetime.timedelta(days=2)
+    an_hour_ago = (now() - datetime.timedelta(hours=1)).isoformat()
+    state = store.new_round(since=an_hour_ago)
+    assert state is not None and state.count == 5
+    started = parse(store.rounds()[0]["started"])
+    assert now() - datetime.timedelta(minutes=1) < started <= now()
+    assert store.new_round(since=an_hour_ago) is None  # and once only
+
+
 def test_new_round_since_must_have_an_offset(make_store):
     """A since without a UTC offset, or not a time, raises InvalidValue."""
     store = make_store(goal=5)

@@ -42,6 +42,7 @@ from thebutton.redis_outbox import Outbox
 from thebutton.redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
 from thebutton.store import Change, NothingToUndo, State, StoreError, StoreUnavailable
 from thebutton.validation import (
+    FUTURE_SLACK,
     MAX_ROUNDS,
     check_count,
     check_goal,
@@ -428,7 +429,9 @@ class RedisStore:
     def new_round(self, since: Optional[str] = None) -> Optional[State]:
         """Start a new round (count = goal) unless the newest round started at or after ``since``."""
         since_utc = "" if since is None else _utc_ms(since)
-        reply = self._write("round", "start a new round", (since_utc,))
+        # A newest round later than this started "in the future" (the clock was set back since).
+        latest = _utc_ms((datetime.datetime.now(datetime.timezone.utc) + FUTURE_SLACK).isoformat())
+        reply = self._write("round", "start a new round", (since_utc, latest))
         if reply.get("nothing"):
             return None
         return self._remember(reply)

@@ -7,6 +7,14 @@ applied then; the store starts a round only when its newest round began before t
 moment, so a restart within a period (or several servers sharing a Redis store) starts
 no second one.
 
+The clock can jump: a Pi has no clock of its own, boots with the time it last saved and
+is corrected by NTP later, forward or back. The schedule wakes every WAKE seconds and
+compares the wall clock with the monotonic clock (which never jumps); a jump makes it look
+at the period again at once, so a boundary the jump passed starts its round within WAKE
+seconds, and a boundary computed before a backward jump is computed again. The store skips
+a period's round only for a round that began in that period and not in the future (a
+round stamped while the clock was ahead must not hide the next boundary).
+
 Runs on the IOLoop; the store call runs in an executor thread. Nothing else here
 touches the store.
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from typing import Callable, Optional
 
 from tornado.ioloop import IOLoop
@@ -23,8 +32,9 @@ from thebutton.store import State, StoreError
 log = logging.getLogger("button.rounds")
 
 PERIODS = ("daily", "weekly", "monthly")
-MAX_SLEEP = 3600.0  # seconds: wake at least this often and look at the clock again
+MAX_SLEEP = 10.0  # seconds: wake at least this often and look at the clock again (a jump within 60 s)
 RETRY = 60.0  # seconds before trying again when the store failed
+JUMP = 2.0  # seconds the wall clock may move against the monotonic clock before it counts as a jump
 
 Clock = Callable[[], datetime.datetime]
 
@@ -88,13 +98,14 @@ class RoundSchedule:
 
     ``start()`` applies the current period at once and arms a timer for the next
     boundary; the timer is armed for at most MAX_SLEEP seconds at a time and the clock
-    is read again on waking, so drift, a changed system clock or a suspended machine
-    cannot make it miss or repeat a boundary. ``clock`` gives the local time (tests
-    pass their own). Used on the IOLoop thread.
+    is read again on waking, so drift, a jump of the system clock or a suspended machine
+    cannot make it miss or repeat a boundary. ``clock`` gives the local time and
+    ``offset`` the wall clock less the monotonic clock (tests pass their own). Used on
+    the IOLoop thread.
     """
 
     def __init__(self, store, kind: str, clock: Clock = local_now, loop: Optional[IOLoop] = None,
-                 max_sleep: float = MAX_SLEEP) -> None:
+                 max_sleep: float = MAX_SLEEP, offset: Callable[[], float] = lambda: time.time() - time.monotonic()) -> None:
         if kind not in PERIODS:
             raise ValueError(f"round kind must be one of {', '.join(PERIODS)}, not {kind!r}")
         self.store = store
@@ -106,6 +117,8 @@ class RoundSchedule:
         self.delay: Optional[float] = None  # seconds the armed timer waits
         self._timer: Optional[object] = None
         self._stopped = False
+        self.offset = offset  # the wall clock less the monotonic one: it changes only when the clock jumps
+        self._offset: Optional[float] = None
 
     def start(self) -> None:
         """Apply the current period (soon, on the IOLoop) and keep to the schedule from then on."""
@@ -116,6 +129,8 @@ class RoundSchedule:
         self._timer = None
         if self._stopped:
             return None
+        if self._offset is None:
+            self._offset = self.offset()
         now = self.clock()
         since = period_start(now, self.kind)
         try:
@@ -138,10 +153,20 @@ class RoundSchedule:
         if self._stopped:
             return
         now = self.clock()
-        if self.next_boundary is not None and now < self.next_boundary:
+        if not self.jumped() and self.next_boundary is not None and now < self.next_boundary:
             self._arm(seconds_between(now, self.next_boundary))
             return
         await self.check()
+
+    def jumped(self) -> bool:
+        """Whether the wall clock jumped since the last look (NTP, a hand-set clock); logged."""
+        offset = self.offset()
+        last, self._offset = self._offset, offset
+        if last is None or abs(offset - last) <= JUMP:
+            return False
+        log.warning("the clock jumped %s by %.0f s: looking at the %s round again", "forward" if offset > last else "back",
+                    abs(offset - last), self.kind)
+        return True
 
     def _arm(self, delay: float) -> None:
         if self._stopped:
