@@ -167,5 +167,8 @@ class HealthHandler(JsonHandler):
         button = self.health()
         store = self.store.health()
         # Always 200 (as the contract says); "ok" is false when the button or the store is not working.
-        self.send_json({"ok": bool(button.get("ok")) and bool(store.get("ok", True)), "button": button,
-                        "store": store, "live": self.feed.live, "viewers": len(self.feed.waiters)})
+        body = {"ok": bool(button.get("ok")) and bool(store.get("ok", True)), "button": button,
+                "store": store, "live": self.feed.live, "viewers": len(self.feed.waiters)}
+        if store.get("warning"):  # e.g. Redis lost its data: the count works, but someone should look
+            body["warning"] = store["warning"]
+        self.send_json(body)
