@@ -46,7 +46,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from thebutton.redis_outbox import Outbox
 from thebutton.redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
@@ -130,8 +130,9 @@ class RedisStore:
         self._known = self._state_of(known) if known else State(goal, goal, 0)
         self._known_version = (known or {}).get("version", -1)  # -1: this server has never seen the state
         self._known_epoch: Optional[str] = (known or {}).get("epoch")
-        self._lost_epochs: set = set()  # the epochs a loss was reported for (each once)
+        self._lost_epochs: Set[str] = set()  # the epochs a loss was reported for (each once)
         self._saved: Optional[dict] = None  # the known state as last kept beside the outbox
+        self._save_error: Optional[str] = None
         self.warning: Optional[str] = None  # set when Redis lost the state; kept until the server restarts
         self.eviction: Optional[str] = None  # Redis's maxmemory-policy, when it may evict keys
         self._closing = False
@@ -408,8 +409,14 @@ class RedisStore:
         """Keep the newest state known beside the outbox (when it changed), for a restart of this server."""
         record = self._known_record()
         if self.outbox and record != self._saved:
-            self.outbox.save_known(record)
-            self._saved = record
+            try:
+                self.outbox.save_known(record)
+            except StoreError as e:  # a full disk must not look like a lost Redis; said once per reason
+                if str(e) != self._save_error:
+                    log.warning("%s: after a restart this server knows only an older count", e)
+                self._save_error = str(e)
+                return
+            self._saved, self._save_error = record, None
 
     def _run(self, coroutine, what: str) -> Any:
         """Run a coroutine on the store's loop and wait for it; Redis errors become StoreUnavailable."""
