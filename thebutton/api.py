@@ -178,4 +178,6 @@ class HealthHandler(JsonHandler):
                 "max_viewers": self.feed.max_connections}
         if full:
             body["error"] = f"the feed is full: {self.feed.max_connections} viewers (--max-connections)"
+        if store.get("warning"):  # e.g. Redis lost its data: the count works, but someone should look
+            body["warning"] = store["warning"]
         self.send_json(body)

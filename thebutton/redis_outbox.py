@@ -63,7 +63,10 @@ class Outbox:
 
     def save_known(self, known: dict) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO known (id, state) VALUES (1, ?)", (json.dumps(known),))
+            try:
+                self._db.execute("INSERT OR REPLACE INTO known (id, state) VALUES (1, ?)", (json.dumps(known),))
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: cannot keep the last state heard: {e}") from e
 
     def load_known(self) -> Optional[dict]:
         with self._lock:

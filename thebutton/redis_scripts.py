@@ -6,11 +6,14 @@ and how the store calls them). Kept apart from the client so that each can be re
 """
 
 # Shared by every script. KEYS[1] = P:state, KEYS[2] = P:presses, KEYS[3] = P:rounds.
-# ARGV[1] = the goal of an empty key, ARGV[2] = now (ISO, UTC), ARGV[3] = a fresh epoch,
+# ARGV[1] = the seed, JSON: {"goal": the goal of an empty key} and, from a server that has
+# seen the shared state, "known": the newest state it knows {"count", "goal", "presses",
+# "version", "epoch", "title"?}; ARGV[2] = now (ISO, UTC), ARGV[3] = a fresh epoch,
 # ARGV[4] = the channel, ARGV[5] = the operation id "<server id>:<n>".
 LUA_PRELUDE = r"""
 local state_key, presses_key, rounds_key = KEYS[1], KEYS[2], KEYS[3]
 local at, channel, op = ARGV[2], ARGV[4], ARGV[5]
+local restored = false
 local function get(field) return tonumber(redis.call('HGET', state_key, field)) end
 local function round_put(id, r) redis.call('HSET', rounds_key, id, cjson.encode(r)) end
 local function round_get(id)
@@ -23,17 +26,13 @@ local function start_round(goal)
   round_put(id, {started = at, goal = goal, presses = 0, reached = false})
   return id
 end
-if redis.call('EXISTS', state_key) == 0 then
-  local goal = tonumber(ARGV[1])
-  redis.call('HSET', state_key, 'count', goal, 'goal', goal, 'presses', 0, 'version', 0,
-             'epoch', ARGV[3], 'floor', 0, 'last_press', 0, 'last_round', 0)
-  start_round(goal)
-end
 local function current()
   local s = redis.call('HMGET', state_key, 'count', 'goal', 'presses', 'title', 'version', 'epoch')
   local state = {count = tonumber(s[1]), goal = tonumber(s[2]), presses = tonumber(s[3])}
   if s[4] then state.title = s[4] end
-  return {state = state, version = tonumber(s[5]), epoch = s[6]}
+  local reply = {state = state, version = tonumber(s[5]), epoch = s[6]}
+  if restored then reply.restored = true end
+  return reply
 end
 -- A set of count or goal, or a new round: the open round ends not reached, the next starts.
 local function next_round(count, goal)
@@ -47,8 +46,7 @@ local function next_round(count, goal)
   start_round(goal)
   redis.call('HSET', state_key, 'count', count, 'goal', goal)
 end
-local function finish(event, extra)
-  redis.call('HINCRBY', state_key, 'version', 1)
+local function publish(event, extra)
   local msg = current()
   msg.event, msg.at, msg.op = event, at, op
   for k, v in pairs(extra or {}) do msg[k] = v end
@@ -56,9 +54,37 @@ local function finish(event, extra)
   redis.call('PUBLISH', channel, text)
   return text
 end
+local function finish(event, extra)
+  redis.call('HINCRBY', state_key, 'version', 1)
+  return publish(event, extra)
+end
+local seed = cjson.decode(ARGV[1])
+local known = seed.known
+local empty = redis.call('EXISTS', state_key) == 0
+if empty then
+  -- Ids go on after what is left: eviction takes one key at a time, so a press log or
+  -- the rounds may outlive the state.
+  local pressed, rounds = redis.call('HLEN', presses_key), redis.call('HLEN', rounds_key)
+  redis.call('HSET', state_key, 'count', seed.goal, 'goal', seed.goal, 'presses', 0, 'version', 0,
+             'epoch', ARGV[3], 'floor', pressed, 'last_press', pressed, 'last_round', rounds)
+  if not known then start_round(seed.goal) end
+end
+-- The state this server knew is gone (Redis lost it): put it back, never start over. An
+-- older one put back by another server (another epoch, a lower version) gives way too:
+-- versions go on through a put-back, so the highest is the newest.
+if known and (empty or (redis.call('HGET', state_key, 'epoch') ~= known.epoch
+                        and get('version') < known.version)) then
+  redis.call('HSET', state_key, 'presses', known.presses, 'version', known.version, 'epoch', ARGV[3],
+             'floor', get('last_press'))
+  if known.title then redis.call('HSET', state_key, 'title', known.title)
+  else redis.call('HDEL', state_key, 'title') end
+  next_round(known.count, known.goal)
+  restored = true
+  publish('set')
+end
 """
 
-# The state as it is (an empty key starts at the goal); writes nothing else.
+# The state as it is (an empty key starts at the goal, or as the prelude puts it back); writes nothing else.
 LUA_READ = LUA_PRELUDE + r"""
 return cjson.encode(current())
 """

@@ -12,6 +12,16 @@ others', from the subscription alone (store.py's one path), in version order; a 
 versions, another epoch (the key was emptied) or a reconnect makes the store re-read the
 state and tell listeners as a "set" change from elsewhere (``local=False``).
 
+Redis can lose the state (a restart without persistence, FLUSHALL, eviction). A fresh key
+starts at --goal only for a server that has never seen the state: every script is given the
+newest state this server knows (also across its restarts: it is kept beside the outbox) and
+puts it back when the key is gone, or when it holds an older state another server put back
+(another epoch with a lower version; versions go on through a put-back, so the highest
+version is the newest state). The press log cannot be put back: history starts again after
+the loss. The server logs an error and /healthz carries a "warning" until it restarts. Each
+server also reads the state every CHECK_EVERY seconds, so that a loss is noticed while
+nobody presses.
+
 Keys, under the --store-key prefix P: ``P:state`` (a hash: count, goal, presses, title,
 version, epoch, the undo floor, the latest press and round ids), ``P:presses`` (a hash
 press id -> JSON; ids count up from 1 with no gaps, so history pages by id),
@@ -36,7 +46,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from thebutton.redis_outbox import Outbox
 from thebutton.redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
@@ -59,6 +69,7 @@ PHYSICAL = ("gpio", "keyboard")  # press sources kept in the outbox while Redis 
 APPLIED_DAYS = 30  # how long Redis remembers the uuid of a press from an outbox
 CONNECT_WAIT = 3.0  # seconds the constructor waits for a first connection before going on without
 BACKOFF = (0.1, 5.0)  # seconds between reconnect attempts: first, most
+CHECK_EVERY = 5.0  # seconds between reads of the state while connected, to notice that Redis lost it
 
 def _change_message(data: str) -> Optional[dict]:
     """A message of the change channel as the scripts publish it, or None for anything else."""
@@ -118,7 +129,13 @@ class RedisStore:
         self.outbox = Outbox(outbox_path) if outbox_path else None
         known = self.outbox.load_known() if self.outbox else None
         self._known = self._state_of(known) if known else State(goal, goal, 0)
-        self._known_version = (known or {}).get("version", -1)
+        self._known_version = (known or {}).get("version", -1)  # -1: this server has never seen the state
+        self._known_epoch: Optional[str] = (known or {}).get("epoch")
+        self._lost_epochs: Set[str] = set()  # the epochs a loss was reported for (each once)
+        self._saved: Optional[dict] = None  # the known state as last kept beside the outbox
+        self._save_error: Optional[str] = None
+        self.warning: Optional[str] = None  # set when Redis lost the state; kept until the server restarts
+        self.eviction: Optional[str] = None  # Redis's maxmemory-policy, when it may evict keys
         self._closing = False
         self._connected = threading.Event()
         self._ready = threading.Event()  # the store's loop has its lock and its follower
@@ -176,6 +193,7 @@ class RedisStore:
         try:
             await pubsub.subscribe(self.channel)
             await self._check_durability()
+            await self._check_eviction()
             await self._resync()  # after subscribing, so that no change falls between
             await self._drain()
             self._reason = None
@@ -183,6 +201,7 @@ class RedisStore:
             self._set_live(True)
             self._connected.set()
             await self._drain()  # presses kept between the drain above and going live
+            next_check = time.monotonic() + CHECK_EVERY
             while not self._closing:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None and message.get("type") == "message":
@@ -194,6 +213,9 @@ class RedisStore:
                         await self._heard(heard)
                 if self.outbox and self.outbox.pending:
                     await self._drain_again()
+                if time.monotonic() >= next_check:  # a FLUSHALL or an eviction publishes nothing
+                    await self._resync()
+                    next_check = time.monotonic() + CHECK_EVERY
         finally:
             try:
                 await (pubsub.aclose() if hasattr(pubsub, "aclose") else pubsub.reset())
@@ -223,6 +245,20 @@ class RedisStore:
                             "in redis.conf", self.where, config.get("appendonly"), config.get("appendfsync"))
         self.durable = durable
 
+    async def _check_eviction(self) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            policy = (await self._redis.config_get("maxmemory-policy")).get("maxmemory-policy")
+        except ResponseError as e:  # CONFIG renamed or not allowed (managed Redis): nothing to tell
+            log.debug("cannot read maxmemory-policy of Redis at %s: %s", self.where, e)
+            return
+        evicts = policy if policy and policy != "noeviction" else None
+        if evicts and evicts != self.eviction:
+            log.warning("Redis at %s may evict keys (maxmemory-policy %s) and so lose the count: "
+                        "set maxmemory-policy noeviction in redis.conf", self.where, evicts)
+        self.eviction = evicts
+
     async def _resync(self) -> None:
         """Read the state as it is and, if it is not what listeners last heard, tell them."""
         reply = json.loads(await self._call("read"))
@@ -230,8 +266,7 @@ class RedisStore:
             self._epoch, self._version = reply["epoch"], reply["version"]
             state = self._remember(reply, force=True)
             self._tell(Change("set", state, at=now_iso(), local=False))
-        if self.outbox:
-            self.outbox.save_known(dict(reply["state"], version=reply["version"]))
+        self._save_known()
 
     async def _heard(self, message: dict) -> None:
         """One change from the subscription: tell it in order, or resync after a gap."""
@@ -263,11 +298,8 @@ class RedisStore:
         self._live = live
         if live:
             log.info("Redis at %s connected: the count is live (key %r)", self.where, self.key)
-        elif self.outbox:
-            with self._lock:
-                known, version = self._known, self._known_version
-            self.outbox.save_known(dict(count=known.count, goal=known.goal, presses=known.presses,
-                                        title=known.title, version=version))
+        else:
+            self._save_known()
         with self._lock:
             known = self._known
         self._tell(Change("live", known, at=now_iso(), live=live))
@@ -281,7 +313,7 @@ class RedisStore:
             self._started[op] = time.perf_counter()
             if len(self._started) > 10_000:  # replies whose change never came back: forget the oldest
                 self._started.pop(next(iter(self._started)))
-        args = [self.goal, now_iso(), uuid.uuid4().hex, self.channel, op, *extra]
+        args = [self._seed(), now_iso(), uuid.uuid4().hex, self.channel, op, *extra]
         return await self._scripts[name](keys=[*self._keys, f"{self.key}:applied:{applied}"], args=args)
 
     async def _drain(self) -> Dict[str, State]:
@@ -332,10 +364,60 @@ class RedisStore:
     def _remember(self, reply: dict, force: bool = False) -> State:
         """The State of a script's reply, kept as the latest known when it is newer."""
         state = self._state_of(reply["state"])
+        lost = False
         with self._lock:
             if force or reply["version"] > self._known_version:
-                self._known, self._known_version = state, reply["version"]
+                epoch, before = reply["epoch"], self._known_epoch
+                self._known, self._known_version, self._known_epoch = state, reply["version"], epoch
+                # Epochs change only when the key is made again, so a new one means Redis lost it.
+                lost = (reply.get("restored") or (before is not None and epoch != before)) \
+                    and epoch not in self._lost_epochs
+                if lost:
+                    self._lost_epochs.add(epoch)
+        if lost:
+            self._report_loss(state)
         return state
+
+    def _report_loss(self, state: State) -> None:
+        log.error("Redis at %s lost its data (key %r: a restart without persistence, FLUSHALL or eviction): "
+                  "the count goes on from the newest state known, now %d of %d, with its title; the presses "
+                  "before are gone from the history; keep Redis on disk (appendonly yes) with "
+                  "maxmemory-policy noeviction", self.where, self.key, state.count, state.goal)
+        self.warning = (f"Redis lost its data at {now_iso()}: the count, goal and title were put back as last "
+                        "known; presses before then are gone from the history")
+
+    def _known_record(self) -> dict:
+        """The newest state known, with its version and epoch, as the scripts and the outbox keep it."""
+        with self._lock:
+            known, version, epoch = self._known, self._known_version, self._known_epoch
+        record: Dict[str, Any] = {"count": known.count, "goal": known.goal, "presses": known.presses,
+                                  "version": version}
+        if known.title is not None:
+            record["title"] = known.title
+        if epoch is not None:
+            record["epoch"] = epoch
+        return record
+
+    def _seed(self) -> str:
+        """The scripts' ARGV[1]: the goal of a fresh key and, once this server has seen the state, that state."""
+        seed: Dict[str, Any] = {"goal": self.goal}
+        known = self._known_record()
+        if known["version"] >= 0:
+            seed["known"] = known
+        return json.dumps(seed)
+
+    def _save_known(self) -> None:
+        """Keep the newest state known beside the outbox (when it changed), for a restart of this server."""
+        record = self._known_record()
+        if self.outbox and record != self._saved:
+            try:
+                self.outbox.save_known(record)
+            except StoreError as e:  # a full disk must not look like a lost Redis; said once per reason
+                if str(e) != self._save_error:
+                    log.warning("%s: after a restart this server knows only an older count", e)
+                self._save_error = str(e)
+                return
+            self._saved, self._save_error = record, None
 
     def _run(self, coroutine, what: str) -> Any:
         """Run a coroutine on the store's loop and wait for it; Redis errors become StoreUnavailable."""
@@ -471,6 +553,8 @@ class RedisStore:
             health["waiting_presses"] = self.outbox.pending
         if not self._live:
             health["error"] = f"Redis unreachable: {self._reason}"
+        if self.warning:
+            health["warning"] = self.warning
         return health
 
     def close(self) -> None:
@@ -494,10 +578,7 @@ class RedisStore:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if self.outbox:
-            with self._lock:
-                known, version = self._known, self._known_version
-            self.outbox.save_known(dict(count=known.count, goal=known.goal, presses=known.presses,
-                                        title=known.title, version=version))
+            self._save_known()
             self.outbox.close()
 
     def __enter__(self) -> RedisStore:
