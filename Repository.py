@@ -26,11 +26,13 @@ from thebutton.store import Change, NothingToUndo, State, StoreError
 from thebutton.validation import (
     FUTURE_SLACK,
     MAX_ROUNDS,
+    check_by,
     check_count,
     check_goal,
     check_note,
     check_page,
     check_title,
+    name_key,
     now_iso,
     parse_time,
 )
@@ -83,6 +85,13 @@ MIGRATIONS = (
         presses INTEGER NOT NULL DEFAULT 0 CHECK (presses >= 0),
         reached INTEGER NOT NULL DEFAULT 0
     );
+    """,
+    # 3 -> 4: who made each press ("by"), and an index for the leaderboards: a round's, a
+    # month's and all presses with a name, grouped by the name as the leaderboard compares it.
+    """
+    ALTER TABLE presses ADD COLUMN pressed_by TEXT;
+    ALTER TABLE presses ADD COLUMN by_key TEXT;
+    CREATE INDEX presses_by ON presses (by_key, round_id) WHERE by_key IS NOT NULL AND undone_at IS NULL;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -273,12 +282,13 @@ class Repository:
         db.execute("UPDATE counter SET undo_floor = (SELECT COALESCE(MAX(id), 0) FROM presses) "
                    "WHERE id = 1")
 
-    def press(self, source: str = "button", note: Optional[str] = None) -> State:
-        """One press, with an optional note: count - 1, or back to the goal when it was 0.
+    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None) -> State:
+        """One press, with an optional note and who made it: count - 1, or back to the goal when it was 0.
 
-        Raises InvalidValue (nothing stored) for a bad note. Returns the committed state.
+        Raises InvalidValue (nothing stored) for a bad note or name. Returns the committed state.
         """
         note = check_note(note)
+        by = check_by(by)
         with self._write("store a press"), self._transaction() as db:
             at = self.clock()
             count, goal = db.execute("SELECT count, goal FROM counter WHERE id = 1").fetchone()
@@ -297,12 +307,12 @@ class Repository:
                 )
             db.execute("UPDATE counter SET count = ?, presses = presses + 1 WHERE id = 1", (after,))
             db.execute(
-                "INSERT INTO presses (pressed_at, source, count_before, count_after, note, round_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (at, source, count, after, note, round_id),
+                "INSERT INTO presses (pressed_at, source, count_before, count_after, note, round_id, pressed_by, by_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (at, source, count, after, note, round_id, by, name_key(by)),
             )
             state = self._state(db)
-            self._outbox.append(Change("press", state, note=note, source=source, at=at))
+            self._outbox.append(Change("press", state, note=note, by=by, source=source, at=at))
             return state
 
     def undo(self) -> State:
@@ -402,14 +412,14 @@ class Repository:
         check_page(limit, before)
         with self._write("read the history"), self._read_lock:
             rows = self._reader.execute(
-                "SELECT id, pressed_at, source, count_before, count_after, undone_at, note "
+                "SELECT id, pressed_at, source, count_before, count_after, undone_at, note, pressed_by "
                 "FROM presses WHERE id < ? ORDER BY id DESC LIMIT ?",
                 (before if before is not None else 2**63 - 1, limit),
             ).fetchall()
         return [
             {"id": id_, "at": at, "source": source, "count_before": count_before,
-             "count_after": count_after, "undone": undone is not None, "note": note}
-            for id_, at, source, count_before, count_after, undone, note in rows
+             "count_after": count_after, "undone": undone is not None, "note": note, "by": by}
+            for id_, at, source, count_before, count_after, undone, note, by in rows
         ]
 
     def rounds(self) -> List[dict]:

@@ -40,13 +40,15 @@ class HistoryTest(HistoryApiTestCase):
         assert (code, body) == (200, {"presses": []})
 
     def test_history_lists_presses_newest_first_with_every_field(self):
-        """Each press has id, at (with offset), source, count_before, count_after, undone and note."""
-        self.press("Acme Corp")
+        """Each press has id, at (with offset), source, count_before, count_after, undone, note and by."""
+        code, _ = self.api("POST", "/api/press", {"note": "Acme Corp", "by": "Ana"})
+        assert code == 200
         self.press()
         self.api("POST", "/api/undo")
         code, body = self.api("GET", "/api/history", headers={})
         newest, oldest = body["presses"]
-        assert set(newest) == {"id", "at", "source", "count_before", "count_after", "undone", "note"}
+        assert set(newest) == {"id", "at", "source", "count_before", "count_after", "undone", "note", "by"}
+        assert (oldest["by"], newest["by"]) == ("Ana", None)
         assert (oldest["source"], oldest["count_before"], oldest["count_after"]) == ("api", 3, 2)
         assert (oldest["note"], oldest["undone"]) == ("Acme Corp", False)
         assert (newest["note"], newest["undone"], newest["id"]) == (None, True, oldest["id"] + 1)
@@ -154,9 +156,9 @@ class CsvTest(HistoryApiTestCase):
         response, rows = self.get_csv()
         assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
         assert response.headers["Content-Disposition"] == 'attachment; filename="the-button-history.csv"'
-        assert response.body.startswith("\ufeffid,at,source,count_before,count_after,undone,note\r\n".encode())
-        assert rows[0] == ["id", "at", "source", "count_before", "count_after", "undone", "note"]
-        (_, _, source, before, after, undone, note), = rows[1:]
+        assert response.body.startswith("\ufeffid,at,source,count_before,count_after,undone,note,by\r\n".encode())
+        assert rows[0] == ["id", "at", "source", "count_before", "count_after", "undone", "note", "by"]
+        (_, _, source, before, after, undone, note, by), = rows[1:]
         assert (source, before, after, undone, note) == ("api", "3", "2", "false", "Café ☕")
 
     def test_csv_rows_match_the_json_history(self):

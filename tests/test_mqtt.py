@@ -13,7 +13,7 @@ from tests.conftest import TOKEN as PROCESS_TOKEN
 from tests.conftest import until
 from tests.mosquitto import Broker, Subscriber
 from tests.test_server import AUTH, ServerTestCase
-from thebutton.mqtt import MqttBridge, command_note, parse_url
+from thebutton.mqtt import MqttBridge, command_press, parse_url
 from thebutton.store import InvalidValue
 
 TOPIC = "the-button"
@@ -230,9 +230,13 @@ class CommandTest(MqttTestCase):
         await self.connected()
         ws = await self.ws_connect()
         await self.read_json(ws)
-        self.subscribe(TOPIC + "/state").publish(TOPIC + "/press", json.dumps({"note": "Acme Corp"}))
+        events = self.subscribe(TOPIC + "/event")
+        self.subscribe(TOPIC + "/state").publish(TOPIC + "/press", json.dumps({"note": "Acme Corp", "by": "Ana"}))
         msg = await self.read_json(ws)
-        assert (msg["count"], msg["note"], msg["source"]) == (2, "Acme Corp", "mqtt")
+        assert (msg["count"], msg["note"], msg["source"], msg["by"]) == (2, "Acme Corp", "mqtt", "Ana")
+        assert self.repository.history(1)[0]["by"] == "Ana"
+        event = await self.wait(events, lambda m: True)
+        assert (event.json()["by"], event.json()["note"]) == ("Ana", "Acme Corp")
 
     @gen_test(timeout=30)
     async def test_bad_payload_is_logged_and_ignored(self):
@@ -400,16 +404,18 @@ def test_url_parse():
 
 
 def test_command_payloads():
-    """A press payload may be empty, PRESS, or {"note": ...}; anything else is InvalidValue.
+    """A press payload may be empty, PRESS, or {"note": ..., "by": ...}; anything else is InvalidValue.
 
-    The note itself is the store's to check, as for the API (test_store_contract).
+    The note and the name are the store's to check, as for the API (test_store_contract).
     """
-    assert command_note(b"") is None and command_note(b"PRESS") is None and command_note(b" {} ") is None
-    assert command_note(b'{"note": "Acme Corp"}') == "Acme Corp"
-    assert command_note(b'{"note": 5}') == 5  # refused by the store's check_note
+    assert command_press(b"") == (None, None) and command_press(b"PRESS") == (None, None)
+    assert command_press(b" {} ") == (None, None)
+    assert command_press(b'{"note": "Acme Corp"}') == ("Acme Corp", None)
+    assert command_press(b'{"note": "Acme Corp", "by": "Ana"}') == ("Acme Corp", "Ana")
+    assert command_press(b'{"note": 5}') == (5, None)  # refused by the store's check_note
     for bad in (b"nope", b"[1]", b'{"x": 1}', b"[" * 5000):
         with pytest.raises(InvalidValue):
-            command_note(bad)
+            command_press(bad)
 
 
 def test_server_process_with_mqtt(server_factory, tmp_path):

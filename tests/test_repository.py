@@ -559,7 +559,27 @@ def test_version_2_database_keeps_count_and_history(db_path):
         assert rounds_of(r) == [(20, 1, False, True)]
         assert r.history(limit=1)[0]["id"] == 5
     db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    db.close()
+
+
+def test_version_3_database_gains_who_pressed(db_path):
+    """A file of the release before "by" (schema 3: notes, rounds) keeps everything; old presses have no name."""
+    with Repository(db_path, goal=10) as r:
+        r.press(note="Acme Corp")
+        r.press()
+    db = sqlite3.connect(db_path)  # back to schema 3, as that release left it
+    db.executescript("DROP INDEX presses_by; ALTER TABLE presses DROP COLUMN by_key; "
+                     "ALTER TABLE presses DROP COLUMN pressed_by; PRAGMA user_version = 3;")
+    db.close()
+    with Repository(db_path, goal=5) as r:
+        state = r.state()
+        assert (state.count, state.goal, state.presses) == (8, 10, 2)
+        assert [(p["note"], p["by"]) for p in r.history()] == [(None, None), ("Acme Corp", None)]
+        assert r.press(by="Ana").count == 7 and r.history(limit=1)[0]["by"] == "Ana"
+        assert r.undo().count == 8  # undo still reaches the presses of before
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
     db.close()
 
 

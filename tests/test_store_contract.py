@@ -217,6 +217,28 @@ def test_note_is_trimmed_and_kept_with_the_press(make_store):
     assert notes == [None, "Acme Corp"]
 
 
+def test_who_pressed_is_kept_with_the_press(make_store):
+    """press(by=...) keeps the name (trimmed) in the history and tells listeners; a physical press too."""
+    store = make_store()
+    heard = Recorder()
+    store.listen(heard)
+    store.press(source="api", note="Acme Corp", by="  Ana ")
+    store.press(source="gpio", by="Ben")
+    store.press(source="api")
+    assert [(p["by"], p["note"]) for p in store.history()] == [(None, None), ("Ben", None), ("Ana", "Acme Corp")]
+    changes = heard.wait(3)
+    assert [c.by for c in changes] == ["Ana", "Ben", None]
+
+
+@pytest.mark.parametrize("by", ["", "   ", "\u200b", "x" * 41, 5, ["Ana"], "a\u202eb"])
+def test_a_bad_name_stores_no_press(make_store, by):
+    """A "by" that is blank, too long, not a string or breaks the text rules: InvalidValue, nothing stored."""
+    store = make_store()
+    with pytest.raises(InvalidValue):
+        store.press(source="api", by=by)
+    assert store.state().presses == 0 and store.history() == []
+
+
 def test_undo_reverts_the_latest_press(make_store):
     """Undo puts the count back and marks the press undone; presses counts only presses not undone."""
     store = make_store(goal=5)
@@ -385,7 +407,7 @@ def test_history_pages_newest_first(make_store):
     rest = store.history(limit=50, before=second[-1]["id"])
     assert [p["note"] for p in rest] == ["n0"]
     p = rest[0]
-    assert set(p) == {"id", "at", "source", "count_before", "count_after", "undone", "note"}
+    assert set(p) == {"id", "at", "source", "count_before", "count_after", "undone", "note", "by"}
     assert (p["source"], p["count_before"], p["count_after"], p["undone"]) == ("api", 100, 99, False)
     parse(p["at"])
     assert store.history(before=1) == []

@@ -127,7 +127,7 @@ class DeliveryTest(WebhookTestCase):
         await self.press()
         await self.receiver.wait(lambda: self.receiver.accepted)
         assert self.receiver.accepted == [
-            {"event": "press", "count": 2, "goal": 3, "presses": 1, "note": None, "text": "2 left of 3"}]
+            {"event": "press", "count": 2, "goal": 3, "presses": 1, "note": None, "by": None, "text": "2 left of 3"}]
 
     @gen_test
     async def test_another_servers_change_is_not_posted(self):
@@ -147,6 +147,15 @@ class DeliveryTest(WebhookTestCase):
         await self.receiver.wait(lambda: self.receiver.accepted)
         body = self.receiver.accepted[0]
         assert (body["note"], body["text"]) == ("Acme Corp", "Acme Corp! 2 left of 3")
+
+    @gen_test
+    async def test_who_pressed_is_named(self):
+        """A press with "by" is posted with it, and the sentence names them first."""
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST",
+                                     body=b'{"note": "Acme Corp", "by": "Ana"}', headers=AUTH)
+        await self.receiver.wait(lambda: self.receiver.accepted)
+        body = self.receiver.accepted[0]
+        assert (body["by"], body["text"]) == ("Ana", "Ana: Acme Corp! 2 left of 3")
 
     @gen_test
     async def test_undo_and_set_are_posted(self):
@@ -284,14 +293,16 @@ class DeadUrlTest(WebhookTestCase):
         assert "hunter2" not in text and "XXXXsecretXXXX" not in text and "office" not in text
 
 
-def change(event, count, goal=20, note=None):
-    return Change(event, State(count=count, goal=goal, presses=goal - count), note=note, source="api")
+def change(event, count, goal=20, note=None, by=None):
+    return Change(event, State(count=count, goal=goal, presses=goal - count), note=note, by=by, source="api")
 
 
 def test_sentences():
     """Each change reads as a sentence people understand in Slack or Teams."""
     assert sentence(change("press", 7, note="Acme Corp")) == "Acme Corp! 7 left of 20"
     assert sentence(change("press", 7)) == "7 left of 20"
+    assert sentence(change("press", 7, note="Acme Corp", by="Ana")) == "Ana: Acme Corp! 7 left of 20"
+    assert sentence(change("press", 0, by="Ben")) == "Ben: Goal reached! 20 of 20"
     assert sentence(change("press", 0)) == "Goal reached! 20 of 20"
     assert sentence(change("press", 0, note="Big deal")) == "Big deal! Goal reached! 20 of 20"
     assert sentence(change("undo", 8)) == "Undo: 8 left of 20"

@@ -142,9 +142,9 @@ class CountHandler(StateHandler):
 class PressHandler(StateHandler):
     async def post(self) -> None:
         body = self.json_body(empty_ok=True)
-        unknown_fields(body, ("note",))
-        note = body.get("note")  # the store checks it (thebutton/validation.py)
-        await self.store_write(lambda: self.store.press(source="api", note=note), "press")
+        unknown_fields(body, ("note", "by"))
+        note, by = body.get("note"), body.get("by")  # the store checks them (thebutton/validation.py)
+        await self.store_write(lambda: self.store.press(source="api", note=note, by=by), "press")
 
 
 class UndoHandler(StateHandler):

@@ -183,6 +183,8 @@ class Feed:
             extra["source"] = change.source
             if change.note:
                 extra["note"] = change.note
+            if change.by:
+                extra["by"] = change.by
         self.send_updates(change.state, change.event, **extra)
 
     def send_updates(self, state: State, event: str, **extra: Any) -> None:

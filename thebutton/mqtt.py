@@ -145,7 +145,7 @@ class MqttBridge:
         self.publish_state()  # retained and the same from every server: harmless when repeated
         if change.event == "press" and change.local:  # one event per press, from the server that stored it
             event = {"event_type": "press", "count": change.state.count, "goal": change.state.goal,
-                     "source": change.source, "note": change.note}
+                     "source": change.source, "note": change.note, "by": change.by}
             self.client.publish(self.t("event"), json.dumps(event), qos=0)
 
     def publish_state(self) -> None:
@@ -239,8 +239,8 @@ class MqttBridge:
         loop = IOLoop.current()
         try:
             if name == "press":
-                note = command_note(payload)
-                await loop.run_in_executor(None, lambda: self.store.press(source="mqtt", note=note))
+                note, by = command_press(payload)
+                await loop.run_in_executor(None, lambda: self.store.press(source="mqtt", note=note, by=by))
             else:
                 await loop.run_in_executor(None, self.store.undo)
         except InvalidValue as e:
@@ -298,21 +298,20 @@ class MqttBridge:
             log.info("MQTT: the retained message on %s was cleared (not a press)", topic)
 
 
-def command_note(payload: bytes) -> Any:
-    """The note of a press command: none for an empty payload or "PRESS"; JSON {"note": ...}; else InvalidValue.
-
-    The note itself is checked by the store (thebutton/validation.py), like the API's.
+def command_press(payload: bytes) -> Tuple[Any, Any]:
+    """The note and "by" of a press command: none for an empty payload or "PRESS"; JSON {"note": ..., "by": ...};
+    else InvalidValue. The store checks both (thebutton/validation.py), as for the API.
     """
     text = payload.strip()
     if not text or text.upper() == b"PRESS":
-        return None
+        return None, None
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):
-        raise InvalidValue('payload must be empty or JSON such as {"note": "Acme Corp"}') from None
-    if not isinstance(body, dict) or set(body) - {"note"}:
-        raise InvalidValue('payload must be empty or JSON such as {"note": "Acme Corp"}')
-    return body.get("note")
+        raise InvalidValue('payload must be empty, PRESS, or JSON such as {"note": "Acme Corp", "by": "Ana"}') from None
+    if not isinstance(body, dict) or set(body) - {"note", "by"}:
+        raise InvalidValue('payload must be empty, PRESS, or JSON such as {"note": "Acme Corp", "by": "Ana"}')
+    return body.get("note"), body.get("by")
 
 
 def _wait_published(info, timeout: float) -> None:

@@ -33,7 +33,10 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                             "uid TEXT NOT NULL UNIQUE, at TEXT NOT NULL, source TEXT NOT NULL, note TEXT)")
+                             "uid TEXT NOT NULL UNIQUE, at TEXT NOT NULL, source TEXT NOT NULL, note TEXT, by TEXT)")
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(outbox)")]
+            if "by" not in columns:  # an outbox of an older release, perhaps with presses waiting
+                self._db.execute("ALTER TABLE outbox ADD COLUMN by TEXT")
             self._db.execute("CREATE TABLE IF NOT EXISTS known (id INTEGER PRIMARY KEY CHECK (id = 1), "
                              "state TEXT NOT NULL)")
             self.pending = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -41,12 +44,12 @@ class Outbox:
             release(self._owner)
             raise StoreError(f"{path}: cannot open the outbox of button presses: {e}") from e
 
-    def add(self, at: str, source: str, note: Optional[str]) -> str:
+    def add(self, at: str, source: str, note: Optional[str], by: Optional[str] = None) -> str:
         uid = uuid.uuid4().hex
         with self._lock:
             try:
-                self._db.execute("INSERT INTO outbox (uid, at, source, note) VALUES (?, ?, ?, ?)",
-                                 (uid, at, source, note))
+                self._db.execute("INSERT INTO outbox (uid, at, source, note, by) VALUES (?, ?, ?, ?, ?)",
+                                 (uid, at, source, note, by))
             except sqlite3.Error as e:
                 raise StoreError(f"{self.path}: cannot keep a button press: {e}") from e
             self.pending += 1
@@ -54,7 +57,7 @@ class Outbox:
 
     def waiting(self) -> List[tuple]:
         with self._lock:
-            return self._db.execute("SELECT uid, at, source, note FROM outbox ORDER BY seq").fetchall()
+            return self._db.execute("SELECT uid, at, source, note, by FROM outbox ORDER BY seq").fetchall()
 
     def done(self, uid: str) -> None:
         with self._lock:

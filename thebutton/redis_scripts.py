@@ -91,9 +91,11 @@ return cjson.encode(current())
 
 # KEYS[4] = P:applied:<uuid> (unused without one). ARGV[6] = source, ARGV[7] = note or "",
 # ARGV[8] = the press's uuid or "", ARGV[9] = seconds to remember the uuid, ARGV[10] = when
-# the button was pressed ("" = now; a press kept in an outbox has its own time in the log).
+# the button was pressed ("" = now; a press kept in an outbox has its own time in the log),
+# ARGV[11] = who made it ("by") or "".
 LUA_PRESS = LUA_PRELUDE + r"""
 local source, note, uid = ARGV[6], ARGV[7], ARGV[8]
+local by = ARGV[11] or ''
 local pressed_at = at
 if ARGV[10] ~= '' then pressed_at = ARGV[10] end
 if uid ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
@@ -127,10 +129,12 @@ redis.call('HINCRBY', state_key, 'presses', 1)
 local id = redis.call('HINCRBY', state_key, 'last_press', 1)
 local p = {at = pressed_at, source = source, before = count, after = after, round = round_id, undone = false}
 if note ~= '' then p.note = note end
+if by ~= '' then p.by = by end
 redis.call('HSET', presses_key, id, cjson.encode(p))
 if uid ~= '' then redis.call('SET', KEYS[4], id, 'EX', tonumber(ARGV[9])) end
 local extra = {source = source}
 if note ~= '' then extra.note = note end
+if by ~= '' then extra.by = by end
 return finish('press', extra)
 """
 

@@ -54,6 +54,7 @@ from thebutton.store import Change, NothingToUndo, State, StoreError, StoreUnava
 from thebutton.validation import (
     FUTURE_SLACK,
     MAX_ROUNDS,
+    check_by,
     check_count,
     check_goal,
     check_note,
@@ -281,7 +282,8 @@ class RedisStore:
         state = self._remember(message)
         op = message.get("op", "")
         started = self._started.pop(op, None)
-        self._tell(Change(message["event"], state, note=message.get("note"), source=message.get("source"),
+        self._tell(Change(message["event"], state, note=message.get("note"), by=message.get("by"),
+                          source=message.get("source"),
                           at=message["at"], local=op.startswith(self.server_id + ":"),
                           took=None if started is None else time.perf_counter() - started))
 
@@ -324,9 +326,9 @@ class RedisStore:
         async with self._drain_lock:
             # The presses waiting now; one kept meanwhile is stored by the next drain (the
             # follow loop drains again while any wait).
-            for uid, at, source, note in self.outbox.waiting():
+            for uid, at, source, note, by in self.outbox.waiting():
                 reply = json.loads(await self._call(
-                    "press", (source, note or "", uid, APPLIED_DAYS * 86400, at), applied=uid))
+                    "press", (source, note or "", uid, APPLIED_DAYS * 86400, at, by or ""), applied=uid))
                 self.outbox.done(uid)
                 if reply.get("duplicate"):
                     log.info("a kept button press (%s) was already stored", uid)
@@ -461,15 +463,16 @@ class RedisStore:
         with self._lock:
             return self._known
 
-    def press(self, source: str = "button", note: Optional[str] = None) -> State:
+    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None) -> State:
         """One press; a physical one (gpio, keyboard) is kept on local disk first and never refused.
 
         A physical press made while Redis is unreachable returns the last known state and
         is stored in Redis, in order and once, when it is back.
         """
         note = check_note(note)
+        by = check_by(by)
         if source in PHYSICAL and self.outbox:
-            uid = self.outbox.add(now_iso(), source, note)
+            uid = self.outbox.add(now_iso(), source, note, by)
             if self._live:
                 try:
                     stored = self._run(self._drain(), "store a button press")
@@ -481,7 +484,7 @@ class RedisStore:
                 log.warning("button press kept on disk until Redis at %s is back (%d waiting)",
                             self.where, self.outbox.pending)
             return self.state()
-        reply = self._write("press", "store a press", (source, note or "", "", 0, ""))
+        reply = self._write("press", "store a press", (source, note or "", "", 0, "", by or ""))
         return self._remember(reply)
 
     def undo(self) -> State:
@@ -527,7 +530,7 @@ class RedisStore:
             p = json.loads(rows[i + 1])
             presses.append({"id": int(rows[i]), "at": p["at"], "source": p["source"],
                             "count_before": p["before"], "count_after": p["after"],
-                            "undone": bool(p["undone"]), "note": p.get("note")})
+                            "undone": bool(p["undone"]), "note": p.get("note"), "by": p.get("by")})
         return presses
 
     def rounds(self) -> List[dict]:

@@ -63,6 +63,7 @@ class Change:
     event: Event
     state: State
     note: Optional[str] = None  # a press's note
+    by: Optional[str] = None  # who made a press (a person or a team), when it says
     source: Optional[str] = None  # a press's source: gpio, keyboard, api, mqtt, ...
     at: str = ""  # ISO-8601 time of the commit, with its UTC offset
     local: bool = True  # made through this server (False: another server sharing the store)
@@ -82,8 +83,8 @@ class Store(Protocol):
     def state(self) -> State:
         """The latest committed state (for Redis while it is away: the last one heard)."""
 
-    def press(self, source: str = "button", note: Optional[str] = None) -> State:
-        """count -= 1 (0 wraps to the goal); the committed state."""
+    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None) -> State:
+        """count -= 1 (0 wraps to the goal), with an optional note and who made it; the committed state."""
 
     def undo(self) -> State:
         """Revert the latest press; NothingToUndo when there is none."""

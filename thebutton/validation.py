@@ -117,6 +117,11 @@ def check_name(name: object, what: str) -> str:
     return checked
 
 
+def check_by(by: object) -> Optional[str]:
+    """Who made a press: None, or a name of 1-40 characters under the text rules (a blank one is refused)."""
+    return None if by is None else check_name(by, "by")
+
+
 def check_title(title: object) -> Optional[str]:
     """A title of 1-80 characters after trimming; "" means the default heading (None)."""
     return check_text(title, "title", MAX_TITLE)
@@ -162,3 +167,8 @@ def check_token(token: str) -> Optional[str]:
         return (f"the admin token is shorter than {MIN_TOKEN} characters: anyone on the LAN can guess it "
                 "(make one with: openssl rand -hex 16)")
     return None
+
+
+def name_key(name: Optional[str]) -> Optional[str]:
+    """How names are compared (the leaderboard groups "ana" and "Ana"): casefolded, None for no name."""
+    return None if name is None else name.casefold()

@@ -69,7 +69,8 @@ def sentence(change: Change) -> str:
             text = f"New round: {state.goal} to go"
         else:
             text = f"{state.count} left of {state.goal}"
-        return f"{change.note}! {text}" if change.note else text
+        text = f"{change.note}! {text}" if change.note else text
+        return f"{change.by}: {text}" if change.by else text
     if change.event == "undo":
         return f"Undo: {state.count} left of {state.goal}"
     if change.event == "round":
@@ -91,6 +92,7 @@ def payload(change: Change) -> bytes:
         "goal": state.goal,
         "presses": state.presses,
         "note": change.note,
+        "by": change.by,
         "text": slack_escape(sentence(change)),
     }).encode()
 
