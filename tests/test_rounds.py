@@ -277,6 +277,39 @@ def test_store_failure_is_retried(store, clock, caplog):
     assert len(store.rounds()) == 2
 
 
+def test_a_failed_check_after_a_backward_jump_is_tried_again(store, clock, caplog):
+    """The clock set back over midnight while the store fails: the check is tried again, and midnight's round comes."""
+    offset = {"seconds": 0.0}  # the wall clock less the monotonic one, as the schedule measures it
+    down = {"now": False}
+
+    class Flaky:
+        def new_round(self, since=None):
+            if down["now"]:
+                raise StoreError("redis is down")
+            return store.new_round(since=since)
+
+    async def body():
+        schedule = RoundSchedule(Flaky(), "daily", clock=clock, offset=lambda: offset["seconds"])
+        clock.now = at("2025-03-13 10:00")  # the clock runs ahead: Thursday's round, stamped "the future"
+        assert await schedule.check() is not None
+        clock.now = at("2025-03-12 23:59")  # NTP sets it back to Wednesday night, as Redis goes away
+        offset["seconds"] -= 10 * 3600 + 60
+        down["now"] = True
+        await schedule.wake()
+        down["now"] = False
+        clock.now = at("2025-03-13 00:01")  # the retry, after midnight; the clock ran on without a jump
+        await schedule.wake()
+        schedule.stop()
+        return schedule
+    caplog.set_level("ERROR", logger="button.rounds")
+    schedule = run(body)
+    assert "redis is down" in caplog.text
+    newest = store.rounds()[0]
+    assert newest["started"] == clock.iso() and newest["ended"] is None
+    assert store.state().count == 5
+    assert schedule.next_boundary == at("2025-03-14 00:00")
+
+
 def test_stop_disarms_the_timer(store, clock):
     """After stop() no timer is armed and a late wake starts nothing."""
     async def body():

@@ -153,7 +153,11 @@ class RoundSchedule:
         if self._stopped:
             return
         now = self.clock()
-        if not self.jumped() and self.next_boundary is not None and now < self.next_boundary:
+        if self.jumped():
+            # The boundary was reckoned on the old clock: forget it, so that a check that
+            # fails now is tried again like the first one, not put off to that boundary.
+            self.next_boundary = None
+        if self.next_boundary is not None and now < self.next_boundary:
             self._arm(seconds_between(now, self.next_boundary))
             return
         await self.check()
