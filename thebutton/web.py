@@ -58,6 +58,23 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
                    1000.0 * handler.request.request_time())
 
 
+class WithoutRequestText(logging.Filter):
+    """Keeps what a client sent out of Tornado's connection log ("Malformed HTTP message from
+    ...: <the header lines>", which may hold a token): the line says from where, not what."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Malformed HTTP message from") and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.msg, record.args = "Malformed HTTP message from %s", args[:1]
+        return True
+
+
+def keep_requests_out_of_tornados_log() -> None:
+    general = logging.getLogger("tornado.general")
+    if not any(isinstance(f, WithoutRequestText) for f in general.filters):
+        general.addFilter(WithoutRequestText())
+
+
 class ApiError(tornado.web.HTTPError):
     """An HTTP error whose message goes to the client as {"error": message}."""
 
@@ -98,9 +115,11 @@ class ErrorShape(tornado.web.RequestHandler):
         if isinstance(value, ApiError):
             return  # an answer in words to the client's mistake: the access log has the line
         if isinstance(value, tornado.web.HTTPError):
+            # Tornado's own message may quote what the client sent ("Invalid unicode in token:
+            # b'...'"): the client gets it in the answer, the log only the status.
             if value.log_message:
-                message = value.log_message % value.args if value.args else value.log_message
-                log.warning("%d %s: %s", value.status_code, request_summary(self.request), message)
+                log.warning("%d %s: %s", value.status_code, request_summary(self.request),
+                            responses.get(value.status_code, "error").lower())
             return
         log.error("uncaught exception in %s", request_summary(self.request), exc_info=(typ, value, tb))  # type: ignore[arg-type]
 
@@ -239,6 +258,7 @@ class Application(tornado.web.Application):
 
     def __init__(self, *args: Any, **settings: Any) -> None:
         settings.setdefault("log_function", log_request)
+        keep_requests_out_of_tornados_log()
         super().__init__(*args, **settings)
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
