@@ -14,6 +14,7 @@ started, so that undo can put the round back as it was.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import sqlite3
 import threading
@@ -24,7 +25,6 @@ from typing import Any, Callable, Iterator, List, Optional
 from thebutton.files import hold_exclusively, release
 from thebutton.store import Change, NothingToUndo, State, StoreError
 from thebutton.validation import (
-    FUTURE_SLACK,
     MAX_ROUNDS,
     check_by,
     check_count,
@@ -112,6 +112,14 @@ def _check_header(path: str) -> None:
         raise RepositoryError(f"{path}: cannot read the database: {e.strerror}") from e
     if head and head != SQLITE_HEADER:
         raise RepositoryError(f"{path}: not an SQLite database (left untouched)")
+
+
+def _to_ms(text: Optional[str], what: str) -> Optional[datetime.datetime]:
+    """An ISO-8601 time with its UTC offset (or None) to the millisecond, the precision of stored times."""
+    if text is None:
+        return None
+    parsed = parse_time(text, what)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 
 class Repository:
@@ -379,26 +387,22 @@ class Repository:
             self._outbox.append(Change("set", state, at=at))
             return state
 
-    def new_round(self, since: Optional[str] = None) -> Optional[State]:
+    def new_round(self, since: Optional[str] = None, until: Optional[str] = None) -> Optional[State]:
         """Start a new round (count = goal), unless the newest round started at or after ``since``.
 
         ``since`` is an ISO-8601 time with its UTC offset (a scheduled round's period
         start); the check and the new round are one transaction, so two callers cannot
-        both start it. Returns the committed state, or None when nothing was done.
+        both start it. With ``until``, a newest round started after it does not count (a
+        clock since set back stamped it "in the future"). Returns the committed state, or
+        None when nothing was done.
         """
-        since_at = None
-        if since is not None:
-            since_at = parse_time(since, "since")
-            # Stored times have milliseconds: compare at that precision.
-            since_at = since_at.replace(microsecond=since_at.microsecond // 1000 * 1000)
+        since_at, until_at = _to_ms(since, "since"), _to_ms(until, "until")
         with self._write("start a new round"), self._transaction() as db:
             at = self.clock()
             if since_at is not None:
                 row = db.execute("SELECT started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
-                # A round "from the future" (stamped while the clock was ahead, before NTP set
-                # it back) does not count for this period: else the next boundary is skipped.
-                latest = parse_time(at, "now") + FUTURE_SLACK
-                if row is not None and since_at <= parse_time(row[0], "started") <= latest:
+                started = None if row is None else parse_time(row[0], "started")
+                if started is not None and since_at <= started and (until_at is None or started <= until_at):
                     return None
             (goal,) = db.execute("SELECT goal FROM counter WHERE id = 1").fetchone()
             self._next_round(db, at, goal, goal)

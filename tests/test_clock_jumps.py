@@ -117,3 +117,30 @@ def test_a_backward_jump_does_not_skip_the_next_boundary(clock, db_path):
         assert "the clock jumped back" in server.output()
     finally:
         server.stop()
+
+
+def test_a_restart_with_the_clock_behind_keeps_the_count(clock, db_path):
+    """A power cut: the Pi comes back with the time it saved before the newest round began, an hour behind. The
+    restart keeps the count (that round is this day's), and NTP's correction a moment later starts no round either."""
+    args = ("--button=none", "--admin-token=" + TOKEN, "--goal=10", "--round=daily")
+    clock.set(when("2026-12-07T09:30:00"))
+    server = ServerProcess(db_path, *args, env=clock.env()).start()
+    try:
+        for _ in range(3):
+            server.request("POST", "/api/press")
+    finally:
+        server.proc.kill()  # the power cut
+        server.stop()
+    clock.set(when("2026-12-07T08:40:00"))  # the time fake-hwclock saved at 08:40
+    server = ServerProcess(db_path, *args, env=clock.env()).start()
+    try:
+        assert get(server, "/api/count")["count"] == 7
+        assert len(get(server, "/api/rounds")["rounds"]) == 1
+        clock.set(when("2026-12-07T09:50:00"))  # NTP
+        wait_for("the jump noticed", lambda: "the clock jumped forward" in server.output())
+        assert get(server, "/api/count")["count"] == 7
+        assert len(get(server, "/api/rounds")["rounds"]) == 1
+        code, state = server.request("POST", "/api/press")
+        assert code == 200 and state["count"] == 6
+    finally:
+        server.stop()

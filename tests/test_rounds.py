@@ -256,11 +256,11 @@ def test_store_failure_is_retried(store, clock, caplog):
     calls = []
 
     class Failing:
-        def new_round(self, since=None):
+        def new_round(self, since=None, until=None):
             calls.append(since)
             if len(calls) == 1:
                 raise StoreError("redis is down")
-            return store.new_round(since=since)
+            return store.new_round(since=since, until=until)
 
     async def body():
         schedule = RoundSchedule(Failing(), "daily", clock=clock, max_sleep=3600)
@@ -275,6 +275,65 @@ def test_store_failure_is_retried(store, clock, caplog):
     assert "redis is down" in caplog.text
     assert calls == [at("2025-03-20 00:00").isoformat()] * 2
     assert len(store.rounds()) == 2
+
+
+def test_a_failed_check_after_a_backward_jump_is_tried_again(store, clock, caplog):
+    """The clock set back to just before midnight, noticed after it, while the store fails: tried again, midnight's round comes."""
+    offset = {"seconds": 0.0}  # the wall clock less the monotonic one, as the schedule measures it
+    down = {"now": False}
+
+    class Flaky:
+        def new_round(self, since=None, until=None):
+            if down["now"]:
+                raise StoreError("redis is down")
+            return store.new_round(since=since, until=until)
+
+    async def body():
+        schedule = RoundSchedule(Flaky(), "daily", clock=clock, offset=lambda: offset["seconds"])
+        clock.now = at("2025-03-13 10:00")  # the clock runs ahead: Thursday's round, stamped "the future"
+        assert await schedule.check() is not None
+        offset["seconds"] -= 10 * 3600 + 2  # NTP sets it back to Wednesday 23:59:58, as Redis goes away
+        clock.now = at("2025-03-13 00:00") + datetime.timedelta(seconds=3)  # the next look
+        down["now"] = True
+        await schedule.wake()
+        down["now"] = False
+        clock.now = at("2025-03-13 00:01")  # the retry; the clock ran on without a jump
+        await schedule.wake()
+        schedule.stop()
+        return schedule
+    caplog.set_level("ERROR", logger="button.rounds")
+    schedule = run(body)
+    assert "redis is down" in caplog.text
+    newest = store.rounds()[0]
+    assert newest["started"] == clock.iso() and newest["ended"] is None
+    assert store.state().count == 5
+    assert schedule.next_boundary == at("2025-03-14 00:00")
+
+
+def test_a_backward_jump_within_the_period_keeps_the_round(store, clock, caplog):
+    """Set back within the day, the clock starts no round (the count stays); the next midnight still starts one."""
+    offset = {"seconds": 0.0}
+
+    async def body():
+        schedule = RoundSchedule(store, "daily", clock=clock, offset=lambda: offset["seconds"])
+        clock.now = at("2025-03-13 10:00")
+        await schedule.check()
+        store.press()
+        offset["seconds"] -= 2 * 3600
+        clock.now = at("2025-03-13 08:00")
+        await schedule.wake()
+        count = store.state().count
+        clock.now = at("2025-03-14 00:00")
+        await schedule.wake()
+        schedule.stop()
+        return count
+    caplog.set_level("WARNING", logger="button.rounds")
+    assert run(body) == 4
+    assert "the clock jumped back by 2:00:00" in caplog.text
+    friday, thursday, _ = store.rounds()
+    assert thursday["presses"] == 1 and thursday["started"] == at("2025-03-13 10:00").astimezone(
+        datetime.timezone.utc).isoformat(timespec="milliseconds")
+    assert friday["started"] == clock.iso() and store.state().count == 5
 
 
 def test_stop_disarms_the_timer(store, clock):

@@ -350,32 +350,44 @@ def test_new_round_since_is_done_once(make_store):
     assert len(store.rounds()) == 2
 
 
-def test_a_round_from_the_future_does_not_hold_the_period(make_store, monkeypatch):
-    """A round stamped while the clock ran days ahead (NTP set it back since) does not count as this period's:
-    new_round(since) starts the period's round, stamped by the clock as it is now."""
-    import thebutton.redis_store
+def test_a_round_after_until_does_not_hold_the_period(make_store):
+    """new_round(since, until): a newest round started after ``until`` (a caller whose clock was set back since the
+    round was stamped sees it so) holds no period: the period's round starts, stamped by the clock as it is now.
+    Without ``until`` that round holds the period (a restart with the clock behind keeps the count)."""
     store = make_store(goal=5)
-    ahead = (now() + datetime.timedelta(days=3)).isoformat(timespec="milliseconds")
-    with monkeypatch.context() as m:
-        m.setattr(thebutton.redis_store, "now_iso", lambda: ahead)  # the Redis store's clock
-        if isinstance(store, Repository):
-            m.setattr(store, "clock", lambda: ahead)
-        store.new_round()
-    assert parse(store.rounds()[0]["started"]) > now() + datetime.timedelta(days=2)
-    an_hour_ago = (now() - datetime.timedelta(hours=1)).isoformat()
-    state = store.new_round(since=an_hour_ago)
+    store.press(source="api")
+    stamped = parse(store.rounds()[0]["started"])
+    since = (stamped - datetime.timedelta(days=3)).isoformat()
+    until = (stamped - datetime.timedelta(days=2)).isoformat()  # the caller's clock is days behind the stamp
+    assert store.new_round(since=since) is None
+    state = store.new_round(since=since, until=until)
     assert state is not None and state.count == 5
-    started = parse(store.rounds()[0]["started"])
-    assert now() - datetime.timedelta(minutes=1) < started <= now()
-    assert store.new_round(since=an_hour_ago) is None  # and once only
+    newest, ahead = store.rounds()
+    assert ahead["presses"] == 1
+    assert now() - datetime.timedelta(minutes=1) < parse(newest["started"]) <= now()
+    later = (now() + datetime.timedelta(minutes=5)).isoformat()
+    assert store.new_round(since=since, until=later) is None  # and once only
+
+
+def test_a_round_started_at_until_holds_the_period(make_store):
+    """A newest round started at ``until`` exactly (another server's clock a little ahead) holds: no second round."""
+    store = make_store(goal=5)
+    store.new_round()
+    started = store.rounds()[0]["started"]
+    assert store.new_round(since=started, until=started) is None
+    assert len(store.rounds()) == 2
 
 
 def test_new_round_since_must_have_an_offset(make_store):
-    """A since without a UTC offset, or not a time, raises InvalidValue."""
+    """A since or until without a UTC offset, or not a time, raises InvalidValue and changes nothing."""
     store = make_store(goal=5)
+    store.press(source="api")
     for bad in ("2024-01-01T00:00:00", "yesterday"):
-        with pytest.raises(InvalidValue):
+        with pytest.raises(InvalidValue, match="since"):
             store.new_round(since=bad)
+        with pytest.raises(InvalidValue, match="until"):
+            store.new_round(since="2024-01-01T00:00:00+00:00", until=bad)
+    assert store.state().count == 4 and len(store.rounds()) == 1
 
 
 def test_concurrent_new_rounds_start_one(make_store):

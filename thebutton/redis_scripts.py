@@ -187,12 +187,14 @@ if ARGV[8] == 'set' then redis.call('HSET', state_key, 'title', ARGV[9]) end
 return finish('set')
 """
 
-# ARGV[6] = since (ISO, UTC, milliseconds) or "": compared as text, as every stored time is;
-# ARGV[7] = the latest start that still counts (a newest round after it began "in the future").
+# ARGV[6] = since, ARGV[7] = until (ISO, UTC, milliseconds) or "": compared as text, as every
+# stored time is. A newest round after until began "in the future" and does not count.
 LUA_ROUND = LUA_PRELUDE + r"""
 if ARGV[6] ~= '' then
   local r = round_get(get('last_round'))
-  if r and r.started >= ARGV[6] and r.started <= ARGV[7] then return cjson.encode({nothing = true}) end
+  if r and r.started >= ARGV[6] and (ARGV[7] == '' or r.started <= ARGV[7]) then
+    return cjson.encode({nothing = true})
+  end
 end
 local goal = get('goal')
 next_round(goal, goal)

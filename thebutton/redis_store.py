@@ -52,7 +52,6 @@ from thebutton.redis_outbox import Outbox
 from thebutton.redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
 from thebutton.store import Change, NothingToUndo, State, StoreError, StoreUnavailable
 from thebutton.validation import (
-    FUTURE_SLACK,
     MAX_ROUNDS,
     check_by,
     check_count,
@@ -90,9 +89,9 @@ def _redact(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
 
 
-def _utc_ms(text: str) -> str:
+def _utc_ms(text: str, what: str = "since") -> str:
     """An ISO-8601 time with its offset as UTC text to the millisecond, like every stored time."""
-    parsed = parse_time(text, "since").astimezone(datetime.timezone.utc)
+    parsed = parse_time(text, what).astimezone(datetime.timezone.utc)
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000).isoformat(timespec="milliseconds")
 
 
@@ -511,12 +510,12 @@ class RedisStore:
             check_count(count, reply["goal"])  # raises InvalidValue in store.py's words
         return self._remember(reply)
 
-    def new_round(self, since: Optional[str] = None) -> Optional[State]:
-        """Start a new round (count = goal) unless the newest round started at or after ``since``."""
+    def new_round(self, since: Optional[str] = None, until: Optional[str] = None) -> Optional[State]:
+        """Start a new round (count = goal) unless the newest round started at or after ``since``
+        (and, with ``until``, not after it: a clock since set back stamped that one)."""
         since_utc = "" if since is None else _utc_ms(since)
-        # A newest round later than this started "in the future" (the clock was set back since).
-        latest = _utc_ms((datetime.datetime.now(datetime.timezone.utc) + FUTURE_SLACK).isoformat())
-        reply = self._write("round", "start a new round", (since_utc, latest))
+        until_utc = "" if until is None else _utc_ms(until, "until")
+        reply = self._write("round", "start a new round", (since_utc, until_utc))
         if reply.get("nothing"):
             return None
         return self._remember(reply)

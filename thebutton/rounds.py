@@ -8,12 +8,13 @@ moment, so a restart within a period (or several servers sharing a Redis store) 
 no second one.
 
 The clock can jump: a Pi has no clock of its own, boots with the time it last saved and
-is corrected by NTP later, forward or back. The schedule wakes every WAKE seconds and
-compares the wall clock with the monotonic clock (which never jumps); a jump makes it look
-at the period again at once, so a boundary the jump passed starts its round within WAKE
-seconds, and a boundary computed before a backward jump is computed again. The store skips
-a period's round only for a round that began in that period and not in the future (a
-round stamped while the clock was ahead must not hide the next boundary).
+is corrected by NTP later, forward or back. The schedule looks at the clock at least every
+MAX_SLEEP seconds and measures each step of the wall clock against the monotonic clock
+(which never jumps): a period start the clock passed since the last look, by running or by
+a jump, starts its round then. A round stamped while the clock ran ahead ("the future")
+holds no period start the running clock passes later, so it cannot hide the next boundary;
+at start it still holds its period, since a Pi that lost power boots with a saved time
+older than its newest round, and a restart must not reset the count for that.
 
 Runs on the IOLoop; the store call runs in an executor thread. Nothing else here
 touches the store.
@@ -23,11 +24,12 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from tornado.ioloop import IOLoop
 
 from thebutton.store import State, StoreError
+from thebutton.validation import FUTURE_SLACK
 
 log = logging.getLogger("button.rounds")
 
@@ -96,12 +98,11 @@ def seconds_between(earlier: datetime.datetime, later: datetime.datetime) -> flo
 class RoundSchedule:
     """Starts a new round in ``store`` at each period boundary of ``kind``, local time.
 
-    ``start()`` applies the current period at once and arms a timer for the next
-    boundary; the timer is armed for at most MAX_SLEEP seconds at a time and the clock
-    is read again on waking, so drift, a jump of the system clock or a suspended machine
-    cannot make it miss or repeat a boundary. ``clock`` gives the local time and
-    ``offset`` the wall clock less the monotonic clock (tests pass their own). Used on
-    the IOLoop thread.
+    ``start()`` applies the current period at once; from then on the schedule looks at
+    the clock at least every MAX_SLEEP seconds (and at each boundary), so drift, a jump of
+    the system clock or a suspended machine cannot make it miss or repeat a boundary.
+    ``clock`` gives the local time and ``offset`` the wall clock less the monotonic clock
+    (tests pass their own). Used on the IOLoop thread.
     """
 
     def __init__(self, store, kind: str, clock: Clock = local_now, loop: Optional[IOLoop] = None,
@@ -118,55 +119,76 @@ class RoundSchedule:
         self._timer: Optional[object] = None
         self._stopped = False
         self.offset = offset  # the wall clock less the monotonic one: it changes only when the clock jumps
-        self._offset: Optional[float] = None
+        self._seen: Optional[Tuple[float, float]] = None  # (POSIX seconds, offset) at the last look
+        self._retry: Optional[bool] = None  # set when the store failed a check: that check's ``passed``, to try again
 
     def start(self) -> None:
         """Apply the current period (soon, on the IOLoop) and keep to the schedule from then on."""
         self.loop.add_callback(self.check)
 
-    async def check(self) -> Optional[State]:
-        """Start the current period's round unless it has one; arm the timer. Returns the new state, if any."""
+    async def check(self, passed: bool = False) -> Optional[State]:
+        """Start the current period's round unless it has one; arm the timer. Returns the new state, if any.
+
+        ``passed``: the clock passed the period's start while we watched. Then a newest
+        round stamped later than the clock (by more than FUTURE_SLACK, what clocks of
+        servers sharing a store may differ by) does not hold the period.
+        """
         self._timer = None
         if self._stopped:
             return None
-        if self._offset is None:
-            self._offset = self.offset()
         now = self.clock()
+        self._seen = (now.timestamp(), self.offset())
         since = period_start(now, self.kind)
+        until = (now + FUTURE_SLACK).isoformat() if passed else None
         try:
             state = await self.loop.run_in_executor(
-                None, lambda: self.store.new_round(since=since.isoformat()))
+                None, lambda: self.store.new_round(since=since.isoformat(), until=until))
         except StoreError as e:
             log.error("could not start the %s round of %s (trying again in %.0f s): %s",
                       self.kind, since.isoformat(), RETRY, e)
+            self._retry = passed
             self._arm(RETRY)
             return None
+        self._retry = None
         if state is not None:
             log.info("new %s round from %s: count %d of %d", self.kind, since.isoformat(), state.count, state.goal)
-        self.next_boundary = next_period_start(now, self.kind)
-        self._arm(seconds_between(now, self.next_boundary))
+        self._arm_for(now)
         return state
 
     async def wake(self) -> None:
-        """The timer's callback: a boundary is due (or the timer woke early: then it is armed again)."""
+        """The timer's callback: look at the clock; start the round of a period whose start it passed."""
         self._timer = None
         if self._stopped:
             return
         now = self.clock()
-        if not self.jumped() and self.next_boundary is not None and now < self.next_boundary:
-            self._arm(seconds_between(now, self.next_boundary))
+        earliest = self._look(now)
+        passed = earliest is not None and period_start(now, self.kind).timestamp() > earliest
+        if passed or earliest is None or self._retry is not None:
+            await self.check(passed=passed or bool(self._retry))
             return
-        await self.check()
+        self._arm_for(now)
 
-    def jumped(self) -> bool:
-        """Whether the wall clock jumped since the last look (NTP, a hand-set clock); logged."""
-        offset = self.offset()
-        last, self._offset = self._offset, offset
-        if last is None or abs(offset - last) <= JUMP:
-            return False
-        log.warning("the clock jumped %s by %.0f s: looking at the %s round again", "forward" if offset > last else "back",
-                    abs(offset - last), self.kind)
-        return True
+    def _look(self, now: datetime.datetime) -> Optional[float]:
+        """Note a look at the clock. Returns the earliest time (POSIX seconds) it showed since the last look.
+
+        That is the last reading, or, when the clock was set back in between, the last
+        reading less the jump: a period start between that and ``now`` was passed after
+        the jump. None before the first look. A jump is logged.
+        """
+        seen, self._seen = self._seen, (now.timestamp(), self.offset())
+        if seen is None:
+            return None
+        jump = self._seen[1] - seen[1]
+        if abs(jump) > JUMP:
+            log.warning("the clock jumped %s by %s (it says %s now): the %s rounds follow it",
+                        "forward" if jump > 0 else "back", datetime.timedelta(seconds=round(abs(jump))),
+                        now.isoformat(timespec="seconds"), self.kind)
+        return seen[0] + min(0.0, jump)
+
+    def _arm_for(self, now: datetime.datetime) -> None:
+        """Look again at the next boundary after ``now``, or after MAX_SLEEP if sooner."""
+        self.next_boundary = next_period_start(now, self.kind)
+        self._arm(seconds_between(now, self.next_boundary))
 
     def _arm(self, delay: float) -> None:
         if self._stopped:

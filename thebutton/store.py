@@ -93,8 +93,12 @@ class Store(Protocol):
             title: Optional[str] = None) -> State:
         """Set any of count, goal and title; InvalidValue and nothing changed when one is bad."""
 
-    def new_round(self, since: Optional[str] = None) -> Optional[State]:
-        """Start a round at the goal, unless one started at or after ``since`` (then None)."""
+    def new_round(self, since: Optional[str] = None, until: Optional[str] = None) -> Optional[State]:
+        """Start a round at the goal, unless the newest started at or after ``since`` (then None).
+
+        With ``until``, a newest round started after it does not count: it was stamped "in
+        the future" by a clock that was set back since.
+        """
 
     def history(self, limit: int = 50, before: Optional[int] = None) -> List[Dict[str, Any]]:
         """Presses newest first: at most ``limit``, older than press id ``before`` when given."""

@@ -21,8 +21,9 @@ HISTORY_LIMIT = 50  # presses when no limit is given
 CSV_LIMIT = 1000  # presses in an export when no limit is given
 MAX_CSV_LIMIT = 100_000
 MAX_ROUNDS = 1000  # rounds() gives the latest this many
-# How far ahead of the clock a round may have started and still count as this period's
-# (servers sharing a Redis have clocks a little apart); further ahead, the clock was set back.
+# How far ahead of the clock a round may have started and still hold the period start that
+# the running clock passes (servers sharing a Redis have clocks a little apart); further
+# ahead, it was stamped by a clock that was set back since.
 FUTURE_SLACK = datetime.timedelta(minutes=5)
 MIN_TOKEN = 16  # characters of an admin token below which the start warns
 STORE_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")  # a Redis key prefix, also part of the outbox's file name
