@@ -1,8 +1,10 @@
 """--viewers-per-address: one address cannot take every TV's place; /healthz says when the feed is full."""
+import asyncio
 import json
 import socket
 
 from tornado.httpclient import HTTPClientError
+from tornado.iostream import StreamClosedError
 from tornado.testing import ExpectLog, gen_test
 from tornado.websocket import websocket_connect
 
@@ -54,6 +56,24 @@ class PerAddressTest(ServerTestCase):
         await self.until_viewers(7)
         await self.open_from("10.0.0.5")
         assert self.feed.of_address == {"10.0.0.5": 3, "2001:db8:1:2::/64": 3, "10.0.0.6": 1}
+
+    @gen_test
+    async def test_a_burst_of_handshakes_gets_exactly_the_share(self):
+        """Sixty handshakes from one address at once: exactly three open (the count starts at the handshake)."""
+        self.addresses.extend(["10.0.0.9"] * 60)
+        url = "ws://127.0.0.1:%d/websocket" % self.get_http_port()
+        results = await asyncio.gather(*(websocket_connect(url) for _ in range(60)), return_exceptions=True)
+        opened = [r for r in results if not isinstance(r, Exception)]
+        # Refused: a 503, or (when the server's answer and close beat the client's read) a closed stream.
+        refused = [r for r in results if isinstance(r, HTTPClientError) and r.code == 503
+                   or isinstance(r, StreamClosedError)]
+        self.sockets.extend(opened)
+        assert len(opened) == 3, results
+        assert len(refused) == 57, [repr(r) for r in results if r not in opened and r not in refused]
+        for ws in opened:
+            ws.close()
+        await self.until_viewers(0)
+        assert self.feed.of_address == {}
 
     async def until_viewers(self, n):
         from tests.conftest import until

@@ -94,8 +94,6 @@ class Feed:
     def add(self, waiter: FeedSocket) -> None:
         waiter.ping_slot = self._next_slot
         self._next_slot = (self._next_slot + 1) % PING_SLOTS
-        if self.per_address and waiter not in self.waiters:
-            self.of_address[waiter.client] = self.of_address.get(waiter.client, 0) + 1
         self.waiters.add(waiter)
         if self._pinger is None and self.ping_interval > 0:
             self._pinger = PeriodicCallback(self.ping_tick, self.ping_interval * 1000 / PING_SLOTS)
@@ -144,16 +142,26 @@ class Feed:
         body.update(extra)
         return json.dumps(body)
 
+    def hold(self, waiter: FeedSocket) -> None:
+        """Count a socket against its client from its accepted handshake on, before it opens.
+
+        Tornado awaits between prepare and open: a burst of handshakes from one address
+        would all pass a check of the open sockets alone.
+        """
+        if self.per_address and not waiter.held:
+            waiter.held = True
+            self.of_address[waiter.client] = self.of_address.get(waiter.client, 0) + 1
+
     def remove(self, waiter: FeedSocket) -> None:
-        """The one way a viewer leaves the feed (closed, dropped, or gone)."""
-        if waiter in self.waiters:
-            self.waiters.discard(waiter)
-            if self.per_address:
-                left = self.of_address.get(waiter.client, 1) - 1
-                if left > 0:
-                    self.of_address[waiter.client] = left
-                else:
-                    self.of_address.pop(waiter.client, None)
+        """The one way a viewer leaves the feed (closed, dropped, gone, or its handshake refused); twice is fine."""
+        self.waiters.discard(waiter)
+        if waiter.held:
+            waiter.held = False
+            left = self.of_address.get(waiter.client, 1) - 1
+            if left > 0:
+                self.of_address[waiter.client] = left
+            else:
+                self.of_address.pop(waiter.client, None)
 
     def full(self) -> bool:
         return len(self.waiters) >= self.max_connections
@@ -246,6 +254,7 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
     stream: Optional[IOStream] = None  # the connection's IOStream, once open
 
     client = ""  # whose socket it is (thebutton.hosts.client_key of the address)
+    held = False  # counted in feed.of_address (Feed.hold) until Feed.remove
 
     def initialize(self, feed: Feed, hosts: Optional[HostRule] = None) -> None:
         self.feed = feed
@@ -275,6 +284,7 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
                             self.feed.per_address)
             raise ApiError(503, f"too many viewers from {self.client} (at most {self.feed.per_address} "
                                 "an address: --viewers-per-address)", {"Retry-After": "30"})
+        self.feed.hold(self)  # last: a refusal above has nothing to give back
 
     def data_received(self, chunk: bytes) -> None:
         pass  # a body was refused in prepare; what still arrives of it is dropped
@@ -355,6 +365,12 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
 
     def on_message(self, message: Any) -> None:
         pass
+
+    def on_finish(self) -> None:
+        # The handshake's answer is out: one refused after hold (by Tornado's own checks)
+        # gives its slot back; a 101 keeps it until the socket closes.
+        if self.get_status() != 101:
+            self.feed.remove(self)
 
     def on_close(self) -> None:
         self.feed.remove(self)
