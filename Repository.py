@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from thebutton.files import hold_exclusively, release
 from thebutton.store import Change, NothingToUndo, State, StoreError
@@ -31,10 +31,12 @@ from thebutton.validation import (
     check_goal,
     check_note,
     check_page,
+    check_period,
     check_title,
     name_key,
     now_iso,
     parse_time,
+    utc_ms,
 )
 
 # "BUTN" as a big-endian 32-bit integer: marks a file as ours (PRAGMA application_id).
@@ -86,12 +88,14 @@ MIGRATIONS = (
         reached INTEGER NOT NULL DEFAULT 0
     );
     """,
-    # 3 -> 4: who made each press ("by"), and an index for the leaderboards: a round's, a
-    # month's and all presses with a name, grouped by the name as the leaderboard compares it.
+    # 3 -> 4: who made each press ("by", and by_key: the name as leaderboards compare it), and
+    # what the leaderboards read: a round's presses, a month's, and every named press.
     """
     ALTER TABLE presses ADD COLUMN pressed_by TEXT;
     ALTER TABLE presses ADD COLUMN by_key TEXT;
-    CREATE INDEX presses_by ON presses (by_key, round_id) WHERE by_key IS NOT NULL AND undone_at IS NULL;
+    CREATE INDEX presses_round ON presses (round_id);
+    CREATE INDEX presses_at ON presses (pressed_at);
+    CREATE INDEX presses_by ON presses (by_key) WHERE by_key IS NOT NULL AND undone_at IS NULL;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -425,6 +429,38 @@ class Repository:
              "count_after": count_after, "undone": undone is not None, "note": note, "by": by}
             for id_, at, source, count_before, count_after, undone, note, by in rows
         ]
+
+    def leaderboard(self, period: str = "round", since: Optional[str] = None) -> Dict[str, Any]:
+        """Who pressed most: in the current round, since ``since`` (a UTC ISO time: the month's start), or ever.
+
+        Undone presses do not count, nor (for a round) the press that wrapped to start it;
+        names are grouped as name_key compares them and shown as last written; most presses
+        first, and between equals whoever got there first (the earlier latest press).
+        """
+        check_period(period)
+        with self._write("read the leaderboard"), self._read_lock:
+            db = self._reader
+            where, args = "undone_at IS NULL", []  # type: str, List[Any]
+            started = None
+            if period == "round":
+                row = db.execute("SELECT id, started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
+                round_id, started = row if row is not None else (0, None)
+                where += " AND round_id = ? AND count_before > 0"
+                args.append(round_id)
+            elif period == "month":
+                started = since
+                where += " AND pressed_at >= ?"
+                args.append(utc_ms(since or now_iso()))
+            rows = db.execute(
+                f"SELECT by_key, COUNT(*), MAX(id) FROM presses WHERE {where} AND by_key IS NOT NULL "
+                "GROUP BY by_key", args).fetchall()
+            (unattributed,) = db.execute(
+                f"SELECT COUNT(*) FROM presses WHERE {where} AND by_key IS NULL", args).fetchone()
+            leaders = []
+            for _key, presses, last_id in sorted(rows, key=lambda r: (-r[1], r[2])):
+                by, last = db.execute("SELECT pressed_by, pressed_at FROM presses WHERE id = ?", (last_id,)).fetchone()
+                leaders.append({"by": by, "presses": presses, "last": last})
+        return {"period": period, "since": started, "leaders": leaders, "unattributed": unattributed}
 
     def rounds(self) -> List[dict]:
         """The latest rounds (at most MAX_ROUNDS), newest (the current one) first."""

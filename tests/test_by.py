@@ -36,3 +36,20 @@ class ByTest(ServerTestCase):
         text = self.fetch("/api/history.csv").body.decode("utf-8-sig")
         rows = list(csv.reader(io.StringIO(text, newline="")))
         assert rows[0][-1] == "by" and [r[-1] for r in rows[1:]] == ["Ben", "'=Ana"]
+
+
+class LeaderboardApiTest(ServerTestCase):
+    def test_the_leaderboard_route(self):
+        """GET /api/leaderboard (default period round), month and all; a bad period is 400; no token needed."""
+        for by in ("Ana", None, "ana"):  # the goal here is 3: three presses end the round, reached
+            assert self.api("POST", "/api/press", {} if by is None else {"by": by})[0] == 200
+        code, board = self.api("GET", "/api/leaderboard", headers={})
+        assert code == 200 and board["period"] == "round" and board["since"]
+        assert [(x["by"], x["presses"]) for x in board["leaders"]] == [("ana", 2)]
+        assert board["unattributed"] == 1 and board["leaders"][0]["last"].endswith("+00:00")
+        code, month = self.api("GET", "/api/leaderboard?period=month", headers={})
+        assert code == 200 and month["leaders"] == board["leaders"] and "T00:00:00" in month["since"]
+        code, ever = self.api("GET", "/api/leaderboard?period=all", headers={})
+        assert code == 200 and ever["since"] is None and ever["leaders"] == board["leaders"]
+        code, body = self.api("GET", "/api/leaderboard?period=week", headers={})
+        assert code == 400 and "period must be one of round, month, all" == body["error"]

@@ -482,3 +482,54 @@ def test_health_says_kind_and_ok(make_store, request):
     store = make_store()
     health = store.health()
     assert health["kind"] == request.node.callspec.params["make_store"] and health["ok"] is True
+
+
+def names(board):
+    return [(leader["by"], leader["presses"]) for leader in board["leaders"]]
+
+
+def test_leaderboard_orders_groups_and_forgets_undone_presses(make_store):
+    """Most presses first; "ana" and "Ana" are one (shown as last written); an undone press does not count;
+    presses without a name are unattributed; between equals, whoever got there first."""
+    store = make_store(goal=50)
+    for by in ("Ana", "Ben", "ana", "Ben", None, "Cleo", "Dan", "Dan", "Cleo"):
+        store.press(source="api", by=by)
+    store.press(source="api", by="Eve")
+    store.undo()  # Eve's only press
+    board = store.leaderboard("round")
+    # Ana and Ben reached 2 before Dan and Cleo; Ana's second came before Ben's second.
+    assert names(board) == [("ana", 2), ("Ben", 2), ("Dan", 2), ("Cleo", 2)]
+    assert board["unattributed"] == 1 and board["period"] == "round"
+    assert parse(board["since"]) <= now()
+    assert all(parse(leader["last"]) <= now() for leader in board["leaders"])
+    store.undo()  # Cleo's second: she falls behind, her "last" back to her first
+    board = store.leaderboard("round")
+    assert names(board) == [("ana", 2), ("Ben", 2), ("Dan", 2), ("Cleo", 1)]
+    assert store.leaderboard("all") == dict(board, period="all", since=None)
+
+
+def test_leaderboard_periods_and_a_round_ended_by_hand(make_store):
+    """A new round (here a set of the count by hand) starts an empty round leaderboard; month and all keep counting."""
+    store = make_store(goal=10)
+    store.press(source="api", by="Ana")
+    store.press(source="api", by="Ana")
+    store.set(count=10)
+    assert store.leaderboard("round")["leaders"] == [] and store.leaderboard("round")["unattributed"] == 0
+    store.press(source="api", by="Ben")
+    assert names(store.leaderboard("round")) == [("Ben", 1)]
+    month_start = now().astimezone().replace(day=1, hour=0, minute=0, second=0, microsecond=0).isoformat()
+    month = store.leaderboard("month", since=month_start)
+    assert names(month) == [("Ana", 2), ("Ben", 1)] and month["since"] == month_start
+    assert names(store.leaderboard("all")) == [("Ana", 2), ("Ben", 1)]
+    with pytest.raises(InvalidValue):
+        store.leaderboard("week")
+
+
+def test_a_wrap_counts_in_no_rounds_leaderboard(make_store):
+    """The press at 0 that starts the next round counts in none (as in rounds()): not on that round's board."""
+    store = make_store(goal=2)
+    store.press(source="api", by="Ana")
+    store.press(source="api", by="Ana")  # the goal: 0
+    store.press(source="api", by="Ben")  # the wrap: a new round at 2
+    assert store.leaderboard("round")["leaders"] == [] and store.rounds()[0]["presses"] == 0
+    assert names(store.leaderboard("all")) == [("Ana", 2), ("Ben", 1)]

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional
 
 from thebutton.api import AuthHandler, CountHandler, HealthHandler, PressHandler, Throttle, UndoHandler
 from thebutton.feed import MAX_CLIENT_MESSAGE, Feed, FeedSocket
-from thebutton.history import Exports, HistoryCsvHandler, HistoryHandler, RoundsHandler
+from thebutton.history import Exports, HistoryCsvHandler, HistoryHandler, LeaderboardHandler, RoundsHandler
 from thebutton.hosts import HostRule
 from thebutton.metrics import Metrics, MetricsHandler
 from thebutton.pages import CountdownHandler, PageHandler, StaticHandler, icon_routes
@@ -56,6 +56,7 @@ def make_app(
             (r"/api/history", HistoryHandler, dict(store=store)),
             (r"/api/history\.csv", HistoryCsvHandler, dict(store=store, exports=Exports())),
             (r"/api/rounds", RoundsHandler, dict(store=store)),
+            (r"/api/leaderboard", LeaderboardHandler, dict(store=store)),
             (r"/admin", PageHandler, dict(feed=feed, template="admin.html")),
             (r"/history", PageHandler, dict(feed=feed, template="history.html")),
         ],

@@ -22,8 +22,9 @@ from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from tornado.ioloop import IOLoop
 
+from thebutton.rounds import local_now, period_start
 from thebutton.store import Store
-from thebutton.validation import CSV_LIMIT, HISTORY_LIMIT, MAX_CSV_LIMIT, MAX_HISTORY
+from thebutton.validation import CSV_LIMIT, HISTORY_LIMIT, LEADERBOARD_PERIODS, MAX_CSV_LIMIT, MAX_HISTORY
 from thebutton.web import ApiError, JsonHandler, error_of
 
 PAGE = MAX_HISTORY  # presses per store read (the most history() gives at once)
@@ -33,7 +34,7 @@ CSV_FILENAME = "the-button-history.csv"
 FORMULA_START = frozenset("=+-@\t\r")
 # Where a spreadsheet may start a cell: at a comma, or at a semicolon in the many locales
 # (German, French, Dutch...) whose spreadsheets split CSV there.
-CELL_BREAKS = frozenset(",;")
+CELL_BREAKS = frozenset(",;\r\n")
 WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")  # below 2**63: SQLite's and Redis's integers
 MAX_EXPORTS = 2  # CSV exports running at once on one server; a third waits (429)
 EXPORT_RETRY = 5  # seconds a refused export is told to wait
@@ -184,6 +185,18 @@ def csv_row(press: Dict[str, Any]) -> List[object]:
     return [press["id"], press["at"], spreadsheet_text(press["source"]), press["count_before"],
             press["count_after"], "true" if press["undone"] else "false", spreadsheet_text(press["note"]),
             spreadsheet_text(press.get("by"))]
+
+
+class LeaderboardHandler(StoreReader):
+    """GET /api/leaderboard?period=round|month|all: who pressed most (month: this calendar month, local time)."""
+
+    async def get(self) -> None:
+        period = self.get_query_argument("period", "round")
+        if period not in LEADERBOARD_PERIODS:
+            raise ApiError(400, f"period must be one of {', '.join(LEADERBOARD_PERIODS)}")
+        since = period_start(local_now(), "monthly").isoformat() if period == "month" else None
+        board = await self.read("leaderboard", lambda: self.store.leaderboard(period, since=since))
+        self.send_json(board)
 
 
 class RoundsHandler(StoreReader):

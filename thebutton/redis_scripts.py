@@ -54,6 +54,8 @@ local function publish(event, extra)
   redis.call('PUBLISH', channel, text)
   return text
 end
+-- The hash of one leaderboard's tally, beside P:state (scripts run on one Redis, not a cluster).
+local function board_key(scope) return string.sub(state_key, 1, -7) .. ':lb:' .. scope end
 local function finish(event, extra)
   redis.call('HINCRBY', state_key, 'version', 1)
   return publish(event, extra)
@@ -92,10 +94,15 @@ return cjson.encode(current())
 # KEYS[4] = P:applied:<uuid> (unused without one). ARGV[6] = source, ARGV[7] = note or "",
 # ARGV[8] = the press's uuid or "", ARGV[9] = seconds to remember the uuid, ARGV[10] = when
 # the button was pressed ("" = now; a press kept in an outbox has its own time in the log),
-# ARGV[11] = who made it ("by") or "".
+# ARGV[11] = who made it ("by") or "", ARGV[12] = the name as leaderboards compare it, ARGV[13] = the
+# local month of the press ("2026-12"). Each press is counted in the leaderboards' tallies
+# (P:lb:all, P:lb:month:<month>, P:lb:round:<id>; a wrap counts in no round), and remembers
+# which ones and its name's previous press in each, so that undo (always of the latest) puts
+# them back exactly.
 LUA_PRESS = LUA_PRELUDE + r"""
 local source, note, uid = ARGV[6], ARGV[7], ARGV[8]
 local by = ARGV[11] or ''
+local by_key, month = ARGV[12] or '', ARGV[13] or ''
 local pressed_at = at
 if ARGV[10] ~= '' then pressed_at = ARGV[10] end
 if uid ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
@@ -130,6 +137,20 @@ local id = redis.call('HINCRBY', state_key, 'last_press', 1)
 local p = {at = pressed_at, source = source, before = count, after = after, round = round_id, undone = false}
 if note ~= '' then p.note = note end
 if by ~= '' then p.by = by end
+local scopes = {'all'}
+if month ~= '' then scopes[#scopes + 1] = 'month:' .. month end
+if count > 0 then scopes[#scopes + 1] = 'round:' .. round_id end
+p.scopes = scopes
+if by ~= '' then p.by_key = by_key end
+for _, scope in ipairs(scopes) do
+  local lb = board_key(scope)
+  redis.call('HINCRBY', lb, 'total', 1)
+  if by ~= '' then
+    redis.call('HINCRBY', lb, 'n:' .. by_key, 1)
+    p['prev:' .. scope] = tonumber(redis.call('HGET', lb, 'last:' .. by_key) or 0)
+    redis.call('HSET', lb, 'last:' .. by_key, id, 'name:' .. by_key, by)
+  end
+end
 redis.call('HSET', presses_key, id, cjson.encode(p))
 if uid ~= '' then redis.call('SET', KEYS[4], id, 'EX', tonumber(ARGV[9])) end
 local extra = {source = source}
@@ -159,6 +180,17 @@ elseif r then
     r.reached = false
   end
   round_put(p.round, r)
+end
+for _, scope in ipairs(p.scopes or {}) do
+  local lb = board_key(scope)
+  redis.call('HINCRBY', lb, 'total', -1)
+  if p.by_key then
+    if redis.call('HINCRBY', lb, 'n:' .. p.by_key, -1) <= 0 then
+      redis.call('HDEL', lb, 'n:' .. p.by_key, 'last:' .. p.by_key, 'name:' .. p.by_key)
+    else
+      redis.call('HSET', lb, 'last:' .. p.by_key, p['prev:' .. scope])
+    end
+  end
 end
 p.undone = true
 p.undone_at = at
@@ -226,4 +258,40 @@ while id >= 1 and #out < tonumber(ARGV[6]) do
   id = id - 1
 end
 return out
+"""
+
+# ARGV[6] = the tally: "round" (the newest round's), "month:<YYYY-MM>" or "all". Most presses
+# first, between equals the earlier latest press. unattributed: the presses counted there
+# (the round's, the month's tally, or all kept presses) less the named ones.
+LUA_LEADERS = LUA_PRELUDE + r"""
+local scope = ARGV[6]
+local since = false
+local total
+if scope == 'round' then
+  local rid = get('last_round') or 0
+  scope = 'round:' .. rid
+  local r = round_get(rid)
+  if r then since, total = r.started, r.presses end
+end
+local flat = redis.call('HGETALL', board_key(scope))
+local h = {}
+for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+if scope == 'all' then total = get('presses') or 0 end
+total = total or tonumber(h.total or 0)
+local leaders, named = {}, 0
+for field, value in pairs(h) do
+  if string.sub(field, 1, 2) == 'n:' then
+    local key = string.sub(field, 3)
+    local last = tonumber(h['last:' .. key])
+    local p = cjson.decode(redis.call('HGET', presses_key, last))
+    leaders[#leaders + 1] = {by = h['name:' .. key], presses = tonumber(value), last = p.at, id = last}
+    named = named + tonumber(value)
+  end
+end
+table.sort(leaders, function(a, b)
+  if a.presses ~= b.presses then return a.presses > b.presses end
+  return a.id < b.id
+end)
+for _, l in ipairs(leaders) do l.id = nil end
+return cjson.encode({leaders = leaders, unattributed = total - named, since = since})
 """

@@ -49,7 +49,7 @@ import uuid
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from thebutton.redis_outbox import Outbox
-from thebutton.redis_scripts import LUA_HISTORY, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
+from thebutton.redis_scripts import LUA_HISTORY, LUA_LEADERS, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
 from thebutton.store import Change, NothingToUndo, State, StoreError, StoreUnavailable
 from thebutton.validation import (
     MAX_ROUNDS,
@@ -58,7 +58,10 @@ from thebutton.validation import (
     check_goal,
     check_note,
     check_page,
+    check_period,
     check_title,
+    local_month,
+    name_key,
     now_iso,
     parse_time,
 )
@@ -145,7 +148,7 @@ class RedisStore:
             health_check_interval=5, retry=_no_retry(), decode_responses=True)
         self._scripts = {name: self._redis.register_script(lua) for name, lua in (
             ("read", LUA_READ), ("press", LUA_PRESS), ("undo", LUA_UNDO), ("set", LUA_SET),
-            ("round", LUA_ROUND), ("history", LUA_HISTORY), ("rounds", LUA_ROUNDS))}
+            ("round", LUA_ROUND), ("history", LUA_HISTORY), ("rounds", LUA_ROUNDS), ("leaders", LUA_LEADERS))}
         self._thread = threading.Thread(target=self._run_loop, name="redis-store", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -310,7 +313,7 @@ class RedisStore:
         with self._lock:
             self._ops += 1
             op = f"{self.server_id}:{self._ops}"
-        if name not in ("read", "history", "rounds"):
+        if name not in ("read", "history", "rounds", "leaders"):
             self._started[op] = time.perf_counter()
             if len(self._started) > 10_000:  # replies whose change never came back: forget the oldest
                 self._started.pop(next(iter(self._started)))
@@ -327,7 +330,8 @@ class RedisStore:
             # follow loop drains again while any wait).
             for uid, at, source, note, by in self.outbox.waiting():
                 reply = json.loads(await self._call(
-                    "press", (source, note or "", uid, APPLIED_DAYS * 86400, at, by or ""), applied=uid))
+                    "press", (source, note or "", uid, APPLIED_DAYS * 86400, at, by or "", name_key(by) or "",
+                              local_month(at)), applied=uid))
                 self.outbox.done(uid)
                 if reply.get("duplicate"):
                     log.info("a kept button press (%s) was already stored", uid)
@@ -483,7 +487,8 @@ class RedisStore:
                 log.warning("button press kept on disk until Redis at %s is back (%d waiting)",
                             self.where, self.outbox.pending)
             return self.state()
-        reply = self._write("press", "store a press", (source, note or "", "", 0, "", by or ""))
+        reply = self._write("press", "store a press", (source, note or "", "", 0, "", by or "", name_key(by) or "",
+                                                       local_month(now_iso())))
         return self._remember(reply)
 
     def undo(self) -> State:
@@ -541,6 +546,19 @@ class RedisStore:
             rounds.append({"started": r["started"], "ended": r.get("ended"), "goal": r["goal"],
                            "presses": r["presses"], "reached": bool(r["reached"])})
         return rounds
+
+    def leaderboard(self, period: str = "round", since: Optional[str] = None) -> Dict[str, Any]:
+        """Who pressed most (see Repository.leaderboard), from the tallies the press and undo scripts keep."""
+        check_period(period)
+        scope = period
+        if period == "month":
+            scope = "month:" + local_month(since or now_iso())
+        reply = json.loads(self._read("leaders", "read the leaderboard", (scope,)))
+        started = reply.get("since") or None
+        if period == "month":
+            started = since
+        leaders = reply.get("leaders") or []  # Lua's cjson writes an empty list as {}
+        return {"period": period, "since": started, "leaders": list(leaders), "unattributed": reply["unattributed"]}
 
     def _read(self, name: str, what: str, extra: tuple) -> Any:
         if not self._live:

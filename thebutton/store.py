@@ -106,6 +106,9 @@ class Store(Protocol):
     def rounds(self) -> List[Dict[str, Any]]:
         """The latest rounds, newest (the current one) first."""
 
+    def leaderboard(self, period: str = "round", since: Optional[str] = None) -> Dict[str, Any]:
+        """{"period", "since", "leaders": [{"by", "presses", "last"}], "unattributed"}; month counts from ``since``."""
+
     def health(self) -> Dict[str, Any]:
         """{"kind": ..., "ok": bool, ...}; cheap, called on the IOLoop."""
 

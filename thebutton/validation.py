@@ -145,6 +145,16 @@ def parse_time(text: str, what: str) -> datetime.datetime:
     return parsed
 
 
+LEADERBOARD_PERIODS = ("round", "month", "all")
+
+
+def check_period(period: object) -> str:
+    """A leaderboard's period: round (the current one), month (this calendar month, local time) or all."""
+    if period not in LEADERBOARD_PERIODS:
+        raise InvalidValue(f"period must be one of {', '.join(LEADERBOARD_PERIODS)}")
+    return str(period)
+
+
 def check_page(limit: object, before: object) -> None:
     """A history page: ``limit`` from 1 to MAX_HISTORY, ``before`` None or a press id (1 or more)."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_HISTORY:
@@ -173,3 +183,14 @@ def check_token(token: str) -> Optional[str]:
 def name_key(name: Optional[str]) -> Optional[str]:
     """How names are compared (the leaderboard groups "ana" and "Ana"): casefolded, None for no name."""
     return None if name is None else name.casefold()
+
+
+def local_month(at: str) -> str:
+    """The calendar month ("2026-12") of an ISO time in this server's local time: the month leaderboards count."""
+    return parse_time(at, "time").astimezone().strftime("%Y-%m")
+
+
+def utc_ms(at: str) -> str:
+    """An ISO time with its offset as UTC to the millisecond: how stored times are written and compared as text."""
+    parsed = parse_time(at, "time").astimezone(datetime.timezone.utc)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000).isoformat(timespec="milliseconds")
