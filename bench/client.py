@@ -153,7 +153,8 @@ def main(args):
     print("READY", flush=True)
 
     # The press request, built once: empty, or {"note": ...} with --note.
-    body = json.dumps({"note": args.note}).encode() if args.note is not None else b""
+    fields = {key: value for key, value in (("note", args.note), ("by", args.by)) if value is not None}
+    body = json.dumps(fields).encode() if fields else b""
     request = ("%s /api/press HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n%s"
                "Content-Length: %d\r\nConnection: close\r\n\r\n"
                % (args.method, args.token, "Content-Type: application/json\r\n" if body else "",
@@ -236,4 +237,5 @@ if __name__ == "__main__":
     p.add_argument("--method", default="POST")
     p.add_argument("--token", default="bench")
     p.add_argument("--note", default=None, help='press with the JSON body {"note": NOTE} (default: an empty body)')
+    p.add_argument("--by", default=None, help='press with "by": BY in the body (with --note too: both)')
     main(p.parse_args())

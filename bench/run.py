@@ -92,7 +92,7 @@ def wait_up(port, proc, timeout=20):
     raise RuntimeError("server did not start")
 
 
-def client_command(kind, port, n, presses, spacing, method, note=None):
+def client_command(kind, port, n, presses, spacing, method, note=None, by=None):
     flags = ["--port=%d" % port, "--n=%d" % n, "--presses=%d" % presses, "--spacing=%s" % spacing,
              "--method=" + method]
     if kind == "node":
@@ -101,6 +101,8 @@ def client_command(kind, port, n, presses, spacing, method, note=None):
         return ["node", os.path.join(HERE, "client.js")] + flags
     if note is not None:
         flags.append("--note=" + note)
+    if by is not None:
+        flags.append("--by=" + by)
     return [sys.executable, os.path.join(HERE, "client.py")] + flags
 
 
@@ -110,7 +112,7 @@ def raise_nofile():
 
 
 def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, ping_interval=None,
-            during_idle=None):
+            during_idle=None, by=None):
     """One server, one client: connect n viewers, idle idle_s seconds, press; the figures as a dict.
 
     during_idle(server_pid), if given, replaces the idle sleep (it must take idle_s) and returns
@@ -124,7 +126,7 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, 
         wait_up(port, server)
         cpu0, rss0 = proc_stat(server.pid)
         client = subprocess.Popen(
-            pinned(1, client_command(client_kind, port, n, presses, spacing, method, note)),
+            pinned(1, client_command(client_kind, port, n, presses, spacing, method, note, by)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = client.stdout.readline()
         if line.strip() != "READY":
@@ -164,6 +166,8 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, 
     result.update(extra)
     if note is not None:
         result["note"] = note
+    if by is not None:
+        result["by"] = by
     if ping_interval is not None:
         result["ping_interval"] = ping_interval
     return result
@@ -253,6 +257,7 @@ def main():
                         "or client.js (Node with ws)")
     p.add_argument("--note", default=None,
                    help='press with the JSON body {"note": NOTE} rather than an empty one (Python client only)')
+    p.add_argument("--by", default=None, help='press with "by": BY in the JSON body (Python client only)')
     p.add_argument("--ping-interval", type=float, default=None,
                    help="the product's --ping-interval (default: its own, 20 s); the yardsticks keep 20 s")
     p.add_argument("--before", default=None,
@@ -269,7 +274,7 @@ def main():
             for server in args.servers:  # interleaved, so drift hits every server alike
                 idle = args.idle_at_max if n == max(args.n) and len(args.n) > 1 else args.idle
                 r = run_one(server, n, args.presses, args.spacing, idle, args.client, args.note,
-                            args.ping_interval)
+                            args.ping_interval, by=args.by)
                 print(json.dumps(r), flush=True)
                 runs.append(r)
     rows = summarize(runs)
