@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from thebutton.files import hold_exclusively, release
 from thebutton.store import Change, NothingToUndo, State, StoreError
@@ -96,6 +96,7 @@ MIGRATIONS = (
     CREATE INDEX presses_round ON presses (round_id);
     CREATE INDEX presses_at ON presses (pressed_at);
     CREATE INDEX presses_by ON presses (by_key) WHERE by_key IS NOT NULL AND undone_at IS NULL;
+    CREATE INDEX presses_round_by ON presses (round_id, by_key) WHERE by_key IS NOT NULL AND undone_at IS NULL;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -261,7 +262,18 @@ class Repository:
     def _state(self, db: sqlite3.Connection) -> State:
         count, goal, presses, title = db.execute(
             "SELECT count, goal, presses, title FROM counter WHERE id = 1").fetchone()
-        return State(count=count, goal=goal, presses=presses, title=title, serial=self._serial)
+        return State(count=count, goal=goal, presses=presses, title=title, leaders=self._top3(db),
+                     serial=self._serial)
+
+    @staticmethod
+    def _top3(db: sqlite3.Connection) -> Tuple[Tuple[str, int], ...]:
+        """The newest round's top 3 (see leaderboard), from the index of named presses by round."""
+        rows = db.execute(
+            "SELECT COUNT(*) AS n, MAX(id) AS last FROM presses "
+            "WHERE round_id = (SELECT MAX(id) FROM rounds) AND by_key IS NOT NULL AND undone_at IS NULL "
+            "AND count_before > 0 GROUP BY by_key ORDER BY n DESC, last ASC LIMIT 3").fetchall()
+        return tuple((db.execute("SELECT pressed_by FROM presses WHERE id = ?", (last,)).fetchone()[0], n)
+                     for n, last in rows)
 
     def state(self) -> State:
         """The committed state."""

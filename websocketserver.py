@@ -52,6 +52,8 @@ define("button", default="auto", help="press source: auto (GPIO, else keyboard o
 define("pin", default=11, type=int, help="physical (BOARD) pin number of the button; 11 is GPIO17")
 define("pull", default="up", help="up: button wired to ground, pressed = LOW; down: button wired to 3.3 V, pressed = HIGH")
 define("admin_token", default=None, help="bearer token for the write API (default: env BUTTON_ADMIN_TOKEN); unset = write API disabled")
+define("leaderboard", default="on", help="on: the countdown page shows the round's top 3 once a press has a name "
+       '("by"); off: it never does')
 define("title", default=None, help='page heading when none was set through the API or /admin (default: "Countdown to <goal>")')
 define("max_connections", default=1000, type=int, help="most WebSocket viewers at once; more are refused with 503")
 define("viewers_per_address", default=100, type=int, help="most WebSocket viewers from one address (an IPv6 /64); "
@@ -115,7 +117,8 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop) 
     store.listen(changes.publish)
     feed = Feed(store.state(), title=options.title, max_connections=options.max_connections,
                 night=options.night, version=page_version(HERE, os.path.join(HERE, "static")),
-                ping_interval=options.ping_interval, ping_timeout=10.0, per_address=options.viewers_per_address)
+                ping_interval=options.ping_interval, ping_timeout=10.0, per_address=options.viewers_per_address,
+                leaderboard=options.leaderboard == "on")
     changes.listen(feed.on_change)
     metrics = Metrics(feed, button.health)
     changes.listen(metrics.on_change)
@@ -241,6 +244,8 @@ def _check_options() -> Optional[str]:
         return f"--pull must be one of {', '.join(PULLS)}, not {options.pull!r}"
     if options.max_connections < 1:
         return "--max-connections must be at least 1"
+    if options.leaderboard not in ("on", "off"):
+        return f"--leaderboard must be on or off, not {options.leaderboard!r}"
     if options.viewers_per_address < 0:
         return "--viewers-per-address must be 0 (no limit) or more"
     try:

@@ -262,15 +262,44 @@
 
   // ---- the live feed (static/feed.js) ------------------------------------------------
   // Only a press sounds the horn; the state on (re)connect, an undo or a set do not.
+  // The round's top 3 under the count, once a press of the round has a name (the server
+  // leaves "leaders" out with --leaderboard=off). Names are people's text: textContent only.
+  const leadersEl = document.getElementById("leaders");
+  function showLeaders(leaders) {
+    const top = Array.isArray(leaders) ? leaders.slice(0, 3) : [];
+    leadersEl.textContent = "";
+    top.forEach(function (leader, i) {
+      const item = document.createElement("li");
+      const rank = document.createElement("span");
+      rank.className = "rank";
+      rank.textContent = String(i + 1);
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = String(leader.by);
+      const presses = document.createElement("span");
+      presses.className = "presses";
+      presses.textContent = String(leader.presses);
+      item.append(rank, name, presses);
+      leadersEl.appendChild(item);
+    });
+    leadersEl.hidden = top.length === 0;
+    body.classList.toggle("has-leaders", top.length > 0);
+  }
+
   function onState(msg) {
     if ("night" in msg) {
       nightHours = typeof msg.night === "string" ? msg.night : "";
     }
     tvCare();
     render(msg, msg.event !== "state");
+    if ("leaders" in msg) {
+      showLeaders(msg.leaders);
+    }
     if (msg.event === "press") {
-      if (typeof msg.note === "string" && msg.note.trim()) {
-        showNote(msg.note.trim());
+      const note = typeof msg.note === "string" ? msg.note.trim() : "";
+      const by = typeof msg.by === "string" ? msg.by.trim() : "";
+      if (note || by) {
+        showNote(by && note ? by + " · " + note : by || note); // "Ana · Acme Corp"
       }
       horn();
     }

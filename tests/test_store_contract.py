@@ -533,3 +533,17 @@ def test_a_wrap_counts_in_no_rounds_leaderboard(make_store):
     store.press(source="api", by="Ben")  # the wrap: a new round at 2
     assert store.leaderboard("round")["leaders"] == [] and store.rounds()[0]["presses"] == 0
     assert names(store.leaderboard("all")) == [("Ana", 2), ("Ben", 1)]
+
+
+def test_the_state_carries_the_rounds_top_3(make_store):
+    """Every committed state has the current round's top 3 (who, presses), as leaderboard("round") orders them;
+    an undo updates it, a new round empties it; listeners hear it with each change."""
+    store = make_store(goal=20)
+    heard = Recorder()
+    store.listen(heard)
+    for by in ("Ana", "Ben", "Cleo", "Ben", "Dan", None, "Dan"):
+        store.press(source="api", by=by)
+    assert store.state().leaders == (("Ben", 2), ("Dan", 2), ("Ana", 1))
+    assert heard.wait(7)[-1].state.leaders == (("Ben", 2), ("Dan", 2), ("Ana", 1))
+    assert store.undo().leaders == (("Ben", 2), ("Ana", 1), ("Cleo", 1))
+    assert store.new_round().leaders == ()

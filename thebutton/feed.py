@@ -73,7 +73,9 @@ class Feed:
 
     def __init__(self, state: State, title: Optional[str] = None, max_connections: int = 1000,
                  max_buffered: int = MAX_BUFFERED, night: str = "", version: str = "",
-                 ping_interval: float = 0.0, ping_timeout: float = 10.0, per_address: int = 0) -> None:
+                 ping_interval: float = 0.0, ping_timeout: float = 10.0, per_address: int = 0,
+                 leaderboard: bool = True) -> None:
+        self.leaderboard = leaderboard  # the round's top 3 go with every message (--leaderboard=off: never)
         self.waiters: Set[FeedSocket] = set()
         self.per_address = per_address  # most sockets of one client (client_key); 0 = no limit
         self.of_address: Dict[str, int] = {}  # open sockets per client, only with a limit
@@ -137,6 +139,8 @@ class Feed:
         body = self.state.as_dict()
         body.update(event=event, title=self.heading(), version=self.version,
                     beat=self.ping_interval, night=self.night or None)
+        if self.leaderboard:
+            body["leaders"] = [{"by": by, "presses": n} for by, n in self.state.leaders]
         if not self.live:
             body["live"] = False
         body.update(extra)

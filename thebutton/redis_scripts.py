@@ -26,9 +26,32 @@ local function start_round(goal)
   round_put(id, {started = at, goal = goal, presses = 0, reached = false})
   return id
 end
+-- The hash of one leaderboard's tally, beside P:state (scripts run on one Redis, not a cluster).
+local function board_key(scope) return string.sub(state_key, 1, -7) .. ':lb:' .. scope end
+-- The newest round's top 3 as {{by, presses}, ...}: most presses first, then the earlier latest press.
+local function top3()
+  local flat = redis.call('HGETALL', board_key('round:' .. (get('last_round') or 0)))
+  local h, rows = {}, {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  for field, value in pairs(h) do
+    if string.sub(field, 1, 2) == 'n:' then
+      local key = string.sub(field, 3)
+      rows[#rows + 1] = {h['name:' .. key], tonumber(value), tonumber(h['last:' .. key])}
+    end
+  end
+  table.sort(rows, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return a[3] < b[3]
+  end)
+  local top = {}
+  for i = 1, math.min(3, #rows) do top[i] = {rows[i][1], rows[i][2]} end
+  return top
+end
 local function current()
   local s = redis.call('HMGET', state_key, 'count', 'goal', 'presses', 'title', 'version', 'epoch')
   local state = {count = tonumber(s[1]), goal = tonumber(s[2]), presses = tonumber(s[3])}
+  local top = top3()
+  if #top > 0 then state.leaders = top end
   if s[4] then state.title = s[4] end
   local reply = {state = state, version = tonumber(s[5]), epoch = s[6]}
   if restored then reply.restored = true end
@@ -54,8 +77,6 @@ local function publish(event, extra)
   redis.call('PUBLISH', channel, text)
   return text
 end
--- The hash of one leaderboard's tally, beside P:state (scripts run on one Redis, not a cluster).
-local function board_key(scope) return string.sub(state_key, 1, -7) .. ':lb:' .. scope end
 local function finish(event, extra)
   redis.call('HINCRBY', state_key, 'version', 1)
   return publish(event, extra)

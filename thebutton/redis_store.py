@@ -363,8 +363,9 @@ class RedisStore:
     def _state_of(self, state: dict) -> State:
         with self._lock:
             self._serial += 1
+            leaders = tuple((str(by), int(n)) for by, n in state.get("leaders") or ())
             return State(count=state["count"], goal=state["goal"], presses=state["presses"],
-                         title=state.get("title"), serial=self._serial)
+                         title=state.get("title"), leaders=leaders, serial=self._serial)
 
     def _remember(self, reply: dict, force: bool = False) -> State:
         """The State of a script's reply, kept as the latest known when it is newer."""

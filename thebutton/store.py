@@ -15,7 +15,7 @@ what a caller asks for lives in thebutton/validation.py and the stores call it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Literal, Optional, Protocol
+from typing import Any, Callable, Dict, List, Literal, Optional, Protocol, Tuple
 
 # What a change is: a press, an undo, a set by hand, a new round, or the store going
 # out of (or back into) reach.
@@ -49,6 +49,8 @@ class State:
     goal: int
     presses: int
     title: Optional[str] = None
+    # The current round's top 3: (who, presses), most first (as leaderboard("round") orders them).
+    leaders: Tuple[Tuple[str, int], ...] = ()
     # Orders commits, so that a late callback cannot show an older state.
     serial: int = field(default=0, compare=False)
 
