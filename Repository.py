@@ -524,6 +524,7 @@ class _WriteErrors:
         self.reading = what.startswith("read")
 
     def __enter__(self) -> None:
+        self.changes = self.repository._db.total_changes
         return None
 
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
@@ -537,7 +538,9 @@ class _WriteErrors:
             raise RepositoryError(message) from exc
         if exc_type is None:
             repository._read_error = None
-            if not self.reading:
+            # Only a write that stored something proves the disk takes writes again: a commit
+            # that changed nothing (the round schedule finding its round there) does not.
+            if not self.reading and repository._db.total_changes != self.changes:
                 repository._write_error = None
 
 

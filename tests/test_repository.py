@@ -607,3 +607,22 @@ def test_old_database_at_zero_has_no_open_round_until_the_wrap(db_path):
         assert rounds_of(r) == [(4, 0, False, True)]
         assert r.undo().count == 0
         assert r.rounds() == []
+
+
+def test_a_commit_that_changes_nothing_does_not_clear_a_failed_write(db_path):
+    """A full disk: the press fails and health says so; the round schedule's check (a new_round that finds its
+    round and writes nothing) and reads do not clear it; a press that is stored does."""
+    with Repository(db_path, goal=1000) as r:
+        pages = r._db.execute("PRAGMA page_count").fetchone()[0]
+        r._db.execute("PRAGMA max_page_count = %d" % pages)
+        with pytest.raises(RepositoryError):
+            for _ in range(1000):
+                r.press(note="x" * 90)
+        assert r.health()["ok"] is False
+        an_hour_ago = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)).isoformat()
+        assert r.new_round(since=an_hour_ago) is None
+        r.history(limit=5)
+        assert r.health()["ok"] is False
+        r._db.execute("PRAGMA max_page_count = 1073741823")
+        r.press()
+        assert r.health()["ok"] is True
