@@ -89,14 +89,26 @@ MIGRATIONS = (
     );
     """,
     # 3 -> 4: who made each press ("by", and by_key: the name as leaderboards compare it), and
-    # what the leaderboards read: a round's presses, a month's, and every named press.
+    # what the leaderboards read: a month's presses, every named press, and a tally per round
+    # (round_leaders), kept by press and undo, so that the top 3 after each commit is one
+    # indexed read however long the round. by_prev: the name's previous press in that tally,
+    # which undo (always of the latest press) puts back.
     """
     ALTER TABLE presses ADD COLUMN pressed_by TEXT;
     ALTER TABLE presses ADD COLUMN by_key TEXT;
+    ALTER TABLE presses ADD COLUMN by_prev INTEGER;
     CREATE INDEX presses_round ON presses (round_id);
     CREATE INDEX presses_at ON presses (pressed_at);
     CREATE INDEX presses_by ON presses (by_key) WHERE by_key IS NOT NULL AND undone_at IS NULL;
-    CREATE INDEX presses_round_by ON presses (round_id, by_key) WHERE by_key IS NOT NULL AND undone_at IS NULL;
+    CREATE TABLE round_leaders (
+        round_id INTEGER NOT NULL,
+        by_key TEXT NOT NULL,
+        pressed_by TEXT NOT NULL,
+        presses INTEGER NOT NULL CHECK (presses >= 1),
+        last_id INTEGER NOT NULL,
+        PRIMARY KEY (round_id, by_key)
+    );
+    CREATE INDEX round_leaders_order ON round_leaders (round_id, presses DESC, last_id);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -269,11 +281,9 @@ class Repository:
     def _top3(db: sqlite3.Connection) -> Tuple[Tuple[str, int], ...]:
         """The newest round's top 3 (see leaderboard), from the index of named presses by round."""
         rows = db.execute(
-            "SELECT COUNT(*) AS n, MAX(id) AS last FROM presses "
-            "WHERE round_id = (SELECT MAX(id) FROM rounds) AND by_key IS NOT NULL AND undone_at IS NULL "
-            "AND count_before > 0 GROUP BY by_key ORDER BY n DESC, last ASC LIMIT 3").fetchall()
-        return tuple((db.execute("SELECT pressed_by FROM presses WHERE id = ?", (last,)).fetchone()[0], n)
-                     for n, last in rows)
+            "SELECT pressed_by, presses FROM round_leaders WHERE round_id = (SELECT MAX(id) FROM rounds) "
+            "ORDER BY presses DESC, last_id ASC LIMIT 3").fetchall()
+        return tuple((by, n) for by, n in rows)
 
     def state(self) -> State:
         """The committed state."""
@@ -330,11 +340,21 @@ class Repository:
                     (at if after == 0 else None, int(after == 0), round_id),
                 )
             db.execute("UPDATE counter SET count = ?, presses = presses + 1 WHERE id = 1", (after,))
-            db.execute(
-                "INSERT INTO presses (pressed_at, source, count_before, count_after, note, round_id, pressed_by, by_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (at, source, count, after, note, round_id, by, name_key(by)),
+            key, previous = name_key(by), None
+            if by is not None and count > 0:  # a wrap counts in no round, nor on its board
+                row = db.execute("SELECT last_id FROM round_leaders WHERE round_id = ? AND by_key = ?",
+                                 (round_id, key)).fetchone()
+                previous = row[0] if row else 0
+            cursor = db.execute(
+                "INSERT INTO presses (pressed_at, source, count_before, count_after, note, round_id, pressed_by, by_key, "
+                "by_prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (at, source, count, after, note, round_id, by, key, previous),
             )
+            if previous is not None:
+                db.execute("INSERT INTO round_leaders (round_id, by_key, pressed_by, presses, last_id) "
+                           "VALUES (?, ?, ?, 1, ?) ON CONFLICT (round_id, by_key) DO UPDATE SET "
+                           "presses = presses + 1, last_id = excluded.last_id, pressed_by = excluded.pressed_by",
+                           (round_id, key, by, cursor.lastrowid))
             state = self._state(db)
             self._outbox.append(Change("press", state, note=note, by=by, source=source, at=at))
             return state
@@ -347,13 +367,13 @@ class Repository:
         """
         with self._write("undo a press"), self._transaction() as db:
             row = db.execute(
-                "SELECT p.id, p.count_before, p.count_after, p.round_id FROM presses p, counter c "
+                "SELECT p.id, p.count_before, p.count_after, p.round_id, p.by_key, p.by_prev FROM presses p, counter c "
                 "WHERE c.id = 1 AND p.id > c.undo_floor AND p.undone_at IS NULL "
                 "ORDER BY p.id DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 raise NothingToUndo("there is no press to undo")
-            press_id, before, after, round_id = row
+            press_id, before, after, round_id, key, previous = row
             at = self.clock()
             if before == 0:
                 db.execute("DELETE FROM rounds WHERE id = ?", (round_id,))
@@ -365,6 +385,12 @@ class Repository:
             db.execute("UPDATE counter SET count = MIN(?, goal), presses = presses - 1 WHERE id = 1",
                        (before,))
             db.execute("UPDATE presses SET undone_at = ? WHERE id = ?", (at, press_id))
+            if key is not None and previous is not None:  # it counted on its round's board: take it off
+                if previous:
+                    db.execute("UPDATE round_leaders SET presses = presses - 1, last_id = ? "
+                               "WHERE round_id = ? AND by_key = ?", (previous, round_id, key))
+                else:
+                    db.execute("DELETE FROM round_leaders WHERE round_id = ? AND by_key = ?", (round_id, key))
             state = self._state(db)
             self._outbox.append(Change("undo", state, at=at))
             return state
@@ -454,12 +480,15 @@ class Repository:
             db = self._reader
             where, args = "undone_at IS NULL", []  # type: str, List[Any]
             started = None
-            if period == "round":
-                row = db.execute("SELECT id, started FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
-                round_id, started = row if row is not None else (0, None)
-                where += " AND round_id = ? AND count_before > 0"
-                args.append(round_id)
-            elif period == "month":
+            if period == "round":  # from the round's tally: one indexed read however long the round
+                row = db.execute("SELECT id, started, presses FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
+                round_id, started, in_round = row if row is not None else (0, None, 0)
+                tally = db.execute(
+                    "SELECT l.pressed_by, l.presses, p.pressed_at FROM round_leaders l JOIN presses p ON p.id = l.last_id "
+                    "WHERE l.round_id = ? ORDER BY l.presses DESC, l.last_id ASC", (round_id,)).fetchall()
+                return {"period": period, "since": started, "unattributed": in_round - sum(n for _, n, _ in tally),
+                        "leaders": [{"by": by, "presses": n, "last": last} for by, n, last in tally]}
+            if period == "month":
                 started = since
                 where += " AND pressed_at >= ?"
                 args.append(utc_ms(since or now_iso()))

@@ -133,12 +133,13 @@
     $("controls").hidden = false;
     $("sign-out").hidden = false;
     clear(["token-error", "note-error", "press-error", "undo-error", "save-error",
-      "set-count-error", "set-goal-error", "set-title-error"]);
+      "set-count-error", "set-goal-error", "set-title-error", "who-error"]);
     dirty.clear();
     if (current) {
       show(current);
     }
     loadLatest();
+    loadNames();
     $("note").focus();
   }
 
@@ -159,29 +160,71 @@
 
   // ---- press and undo ---------------------------------------------------------------------
   const noteInput = $("note");
+  const whoInput = $("who");
+  const WHO_KEY = "the-button-who";
+  whoInput.value = window.sessionStorage.getItem(WHO_KEY) || "";
+
+  // The names of the last 30 days, for the "Who" field to suggest (latest spelling first).
+  function loadNames() {
+    window.fetch("/api/history?limit=" + (limits.history || 1000), { cache: "no-store", credentials: "omit" })
+      .then(function (res) { return res.ok ? res.json() : { presses: [] }; })
+      .then(function (json) {
+        const since = Date.now() - 30 * 24 * 3600 * 1000;
+        const seen = new Set();
+        const list = $("who-names");
+        list.textContent = "";
+        (json.presses || []).forEach(function (p) {
+          const key = typeof p.by === "string" ? p.by.toLowerCase() : "";
+          if (!key || seen.has(key) || new Date(p.at).getTime() < since) {
+            return;
+          }
+          seen.add(key);
+          const option = document.createElement("option");
+          option.value = p.by;
+          list.appendChild(option);
+        });
+        hooks.names = seen.size;
+      }, function () { /* suggestions are a help, not a need */ });
+  }
 
   $("press-form").addEventListener("submit", function (event) {
     event.preventDefault();
     if (!token) {
       return;
     }
-    clear(["note-error", "press-error", "undo-error"]);
+    clear(["note-error", "who-error", "press-error", "undo-error"]);
     const note = noteInput.value.trim();
+    const by = whoInput.value.trim();
     if (tooLong(note, limits.note)) {
       say("note-error", "A note is at most " + limits.note + " characters.");
       return;
     }
+    if (tooLong(by, limits.name)) {
+      say("who-error", "A name is at most " + limits.name + " characters.");
+      return;
+    }
+    const body = {};
+    if (note) {
+      body.note = note;
+    }
+    if (by) {
+      body.by = by;
+    }
     const button = $("press");
     button.disabled = true;
-    api("POST", "/api/press", note ? { note: note } : undefined).then(function (answer) {
+    api("POST", "/api/press", note || by ? body : undefined).then(function (answer) {
       button.disabled = false;
       if (answer.status === 200) {
-        noteInput.value = ""; // a note goes with one press only
+        noteInput.value = ""; // a note goes with one press only; the name stays for the next
+        window.sessionStorage.setItem(WHO_KEY, by); // remembered for this tab
         show(answer.body);
-        done("press-done", note ? "Pressed: “" + note + "”" : "Pressed.");
+        done("press-done", (by ? by + ": " : "") + (note ? "Pressed: “" + note + "”" : "Pressed."));
       } else if (!unauthorized(answer)) {
-        // A bad note is the note's fault; anything else (503, 429, ...) belongs to the button.
-        say(answer.status === 400 && note ? "note-error" : "press-error", errorText(answer));
+        // A bad note or name is that field's fault; anything else (503, 429, ...) belongs to the button.
+        const words = errorText(answer);
+        const field = answer.status !== 400 ? "press-error" : /^by\b/.test(answer.body.error || "") ? "who-error"
+          : note ? "note-error" : "press-error";
+        say(field, words);
       }
     });
   });

@@ -260,6 +260,7 @@
     cell(tr, "when", when).title = p.at;
     cell(tr, "source", p.source || "");
     cell(tr, "change", p.count_before + " → " + p.count_after);
+    cell(tr, "by", p.by || "");
     const note = cell(tr, "note", p.note || "");
     if (p.undone) {
       const tag = document.createElement("span");

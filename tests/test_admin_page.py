@@ -377,3 +377,29 @@ def test_the_note_field_counts_characters_as_the_api_does(tab):
     page.get_by_role("button", name="Press", exact=True).click()
     expect(page.locator("#note-error")).to_contain_text("at most 100 characters")
     assert tab.server.request("GET", "/api/count")[1]["count"] == 19
+
+
+def test_who_field_names_the_press_suggests_recent_names_and_stays_for_the_tab(tab):
+    """"Who" goes with the press as "by"; it suggests the names of the last 30 days, stays for the next press
+    and after a reload of the tab; a name over 40 characters is refused by the page, nothing pressed."""
+    tab.server.request("POST", "/api/press", {"by": "Ben"})
+    tab.server.request("POST", "/api/press", {"by": "ben"})  # the latest spelling is the one suggested
+    page = signed_in(tab)
+    page.wait_for_function("window.theAdmin.names === 1")
+    assert page.locator("#who-names option").evaluate_all("os => os.map(o => o.value)") == ["ben"]
+    who = page.get_by_label("Who", exact=True)
+    who.fill("Ana")
+    page.get_by_label("Note for the next press", exact=True).fill("Acme Corp")
+    page.get_by_role("button", name="Press", exact=True).click()
+    expect(page.locator("#count")).to_have_text("17")
+    newest = tab.server.request("GET", "/api/history?limit=1")[1]["presses"][0]
+    assert (newest["by"], newest["note"]) == ("Ana", "Acme Corp")
+    expect(page.locator("#latest-rows tr").first.locator("td.by")).to_have_text("Ana")
+    assert who.input_value() == "Ana"
+    page.reload()
+    assert page.get_by_label("Who", exact=True).input_value() == "Ana"
+    page = signed_in(tab)
+    page.get_by_label("Who", exact=True).fill("x" * 41)
+    page.get_by_role("button", name="Press", exact=True).click()
+    expect(page.locator("#who-error")).to_contain_text("at most 40 characters")
+    assert tab.server.request("GET", "/api/count")[1]["count"] == 17
