@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import sqlite3
 import threading
@@ -33,10 +34,10 @@ from thebutton.validation import (
     check_page,
     check_period,
     check_title,
+    local_month,
     name_key,
     now_iso,
     parse_time,
-    utc_ms,
 )
 
 # "BUTN" as a big-endian 32-bit integer: marks a file as ours (PRAGMA application_id).
@@ -89,26 +90,25 @@ MIGRATIONS = (
     );
     """,
     # 3 -> 4: who made each press ("by", and by_key: the name as leaderboards compare it), and
-    # what the leaderboards read: a month's presses, every named press, and a tally per round
-    # (round_leaders), kept by press and undo, so that the top 3 after each commit is one
-    # indexed read however long the round. by_prev: the name's previous press in that tally,
-    # which undo (always of the latest press) puts back.
+    # the leaderboards' tallies, kept by press and undo so that a board is one indexed read
+    # however many presses there are: per scope ("round:<id>", "month:<YYYY-MM>" local time,
+    # "all") the presses of each name with its latest, and the presses of all (scope_totals).
+    # A press's scopes: {scope: its name's previous latest press there (0: none), or null for
+    # a press without a name}, which undo (always of the latest press) puts back exactly.
     """
     ALTER TABLE presses ADD COLUMN pressed_by TEXT;
     ALTER TABLE presses ADD COLUMN by_key TEXT;
-    ALTER TABLE presses ADD COLUMN by_prev INTEGER;
-    CREATE INDEX presses_round ON presses (round_id);
-    CREATE INDEX presses_at ON presses (pressed_at);
-    CREATE INDEX presses_by ON presses (by_key) WHERE by_key IS NOT NULL AND undone_at IS NULL;
-    CREATE TABLE round_leaders (
-        round_id INTEGER NOT NULL,
+    ALTER TABLE presses ADD COLUMN scopes TEXT;
+    CREATE TABLE leaders (
+        scope TEXT NOT NULL,
         by_key TEXT NOT NULL,
         pressed_by TEXT NOT NULL,
         presses INTEGER NOT NULL CHECK (presses >= 1),
         last_id INTEGER NOT NULL,
-        PRIMARY KEY (round_id, by_key)
+        PRIMARY KEY (scope, by_key)
     );
-    CREATE INDEX round_leaders_order ON round_leaders (round_id, presses DESC, last_id);
+    CREATE INDEX leaders_order ON leaders (scope, presses DESC, last_id);
+    CREATE TABLE scope_totals (scope TEXT PRIMARY KEY, presses INTEGER NOT NULL);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -281,7 +281,7 @@ class Repository:
     def _top3(db: sqlite3.Connection) -> Tuple[Tuple[str, int], ...]:
         """The newest round's top 3 (see leaderboard), from the index of named presses by round."""
         rows = db.execute(
-            "SELECT pressed_by, presses FROM round_leaders WHERE round_id = (SELECT MAX(id) FROM rounds) "
+            "SELECT pressed_by, presses FROM leaders WHERE scope = 'round:' || (SELECT MAX(id) FROM rounds) "
             "ORDER BY presses DESC, last_id ASC LIMIT 3").fetchall()
         return tuple((by, n) for by, n in rows)
 
@@ -340,21 +340,27 @@ class Repository:
                     (at if after == 0 else None, int(after == 0), round_id),
                 )
             db.execute("UPDATE counter SET count = ?, presses = presses + 1 WHERE id = 1", (after,))
-            key, previous = name_key(by), None
-            if by is not None and count > 0:  # a wrap counts in no round, nor on its board
-                row = db.execute("SELECT last_id FROM round_leaders WHERE round_id = ? AND by_key = ?",
-                                 (round_id, key)).fetchone()
-                previous = row[0] if row else 0
+            key = name_key(by)
+            # The tallies it counts in: a wrap (a press at 0) counts in no round.
+            scopes = ["all", "month:" + local_month(at)] + ([f"round:{round_id}"] if count > 0 else [])
+            previous: Dict[str, Optional[int]] = {}
+            for scope in scopes:
+                db.execute("INSERT INTO scope_totals (scope, presses) VALUES (?, 1) "
+                           "ON CONFLICT (scope) DO UPDATE SET presses = presses + 1", (scope,))
+                row = None if key is None else db.execute(
+                    "SELECT last_id FROM leaders WHERE scope = ? AND by_key = ?", (scope, key)).fetchone()
+                previous[scope] = None if key is None else (row[0] if row else 0)
             cursor = db.execute(
                 "INSERT INTO presses (pressed_at, source, count_before, count_after, note, round_id, pressed_by, by_key, "
-                "by_prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (at, source, count, after, note, round_id, by, key, previous),
+                "scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (at, source, count, after, note, round_id, by, key, json.dumps(previous)),
             )
-            if previous is not None:
-                db.execute("INSERT INTO round_leaders (round_id, by_key, pressed_by, presses, last_id) "
-                           "VALUES (?, ?, ?, 1, ?) ON CONFLICT (round_id, by_key) DO UPDATE SET "
-                           "presses = presses + 1, last_id = excluded.last_id, pressed_by = excluded.pressed_by",
-                           (round_id, key, by, cursor.lastrowid))
+            if key is not None:
+                for scope in scopes:
+                    db.execute("INSERT INTO leaders (scope, by_key, pressed_by, presses, last_id) VALUES (?, ?, ?, 1, ?) "
+                               "ON CONFLICT (scope, by_key) DO UPDATE SET presses = presses + 1, "
+                               "last_id = excluded.last_id, pressed_by = excluded.pressed_by",
+                               (scope, key, by, cursor.lastrowid))
             state = self._state(db)
             self._outbox.append(Change("press", state, note=note, by=by, source=source, at=at))
             return state
@@ -367,13 +373,13 @@ class Repository:
         """
         with self._write("undo a press"), self._transaction() as db:
             row = db.execute(
-                "SELECT p.id, p.count_before, p.count_after, p.round_id, p.by_key, p.by_prev FROM presses p, counter c "
+                "SELECT p.id, p.count_before, p.count_after, p.round_id, p.by_key, p.scopes FROM presses p, counter c "
                 "WHERE c.id = 1 AND p.id > c.undo_floor AND p.undone_at IS NULL "
                 "ORDER BY p.id DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 raise NothingToUndo("there is no press to undo")
-            press_id, before, after, round_id, key, previous = row
+            press_id, before, after, round_id, key, scopes = row
             at = self.clock()
             if before == 0:
                 db.execute("DELETE FROM rounds WHERE id = ?", (round_id,))
@@ -385,12 +391,16 @@ class Repository:
             db.execute("UPDATE counter SET count = MIN(?, goal), presses = presses - 1 WHERE id = 1",
                        (before,))
             db.execute("UPDATE presses SET undone_at = ? WHERE id = ?", (at, press_id))
-            if key is not None and previous is not None:  # it counted on its round's board: take it off
+            # Off the tallies it counted in (a press of before schema 4 is in none).
+            for scope, previous in json.loads(scopes or "{}").items():
+                db.execute("UPDATE scope_totals SET presses = presses - 1 WHERE scope = ?", (scope,))
+                if key is None or previous is None:
+                    continue
                 if previous:
-                    db.execute("UPDATE round_leaders SET presses = presses - 1, last_id = ? "
-                               "WHERE round_id = ? AND by_key = ?", (previous, round_id, key))
+                    db.execute("UPDATE leaders SET presses = presses - 1, last_id = ? WHERE scope = ? AND by_key = ?",
+                               (previous, scope, key))
                 else:
-                    db.execute("DELETE FROM round_leaders WHERE round_id = ? AND by_key = ?", (round_id, key))
+                    db.execute("DELETE FROM leaders WHERE scope = ? AND by_key = ?", (scope, key))
             state = self._state(db)
             self._outbox.append(Change("undo", state, at=at))
             return state
@@ -469,39 +479,34 @@ class Repository:
         ]
 
     def leaderboard(self, period: str = "round", since: Optional[str] = None) -> Dict[str, Any]:
-        """Who pressed most: in the current round, since ``since`` (a UTC ISO time: the month's start), or ever.
+        """Who pressed most: in the current round, in the month that starts at ``since`` (local time), or ever.
 
-        Undone presses do not count, nor (for a round) the press that wrapped to start it;
-        names are grouped as name_key compares them and shown as last written; most presses
-        first, and between equals whoever got there first (the earlier latest press).
+        Read from the tallies press and undo keep: undone presses do not count, nor (for a
+        round) the press that wrapped to start it; names are grouped as name_key compares
+        them and shown as last written; most presses first, and between equals whoever got
+        there first (the earlier latest press).
         """
         check_period(period)
         with self._write("read the leaderboard"), self._read_lock:
             db = self._reader
-            where, args = "undone_at IS NULL", []  # type: str, List[Any]
             started = None
-            if period == "round":  # from the round's tally: one indexed read however long the round
+            if period == "round":
                 row = db.execute("SELECT id, started, presses FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
-                round_id, started, in_round = row if row is not None else (0, None, 0)
-                tally = db.execute(
-                    "SELECT l.pressed_by, l.presses, p.pressed_at FROM round_leaders l JOIN presses p ON p.id = l.last_id "
-                    "WHERE l.round_id = ? ORDER BY l.presses DESC, l.last_id ASC", (round_id,)).fetchall()
-                return {"period": period, "since": started, "unattributed": in_round - sum(n for _, n, _ in tally),
-                        "leaders": [{"by": by, "presses": n, "last": last} for by, n, last in tally]}
-            if period == "month":
+                round_id, started, total = row if row is not None else (0, None, 0)
+                scope = f"round:{round_id}"
+            elif period == "month":
                 started = since
-                where += " AND pressed_at >= ?"
-                args.append(utc_ms(since or now_iso()))
-            rows = db.execute(
-                f"SELECT by_key, COUNT(*), MAX(id) FROM presses WHERE {where} AND by_key IS NOT NULL "
-                "GROUP BY by_key", args).fetchall()
-            (unattributed,) = db.execute(
-                f"SELECT COUNT(*) FROM presses WHERE {where} AND by_key IS NULL", args).fetchone()
-            leaders = []
-            for _key, presses, last_id in sorted(rows, key=lambda r: (-r[1], r[2])):
-                by, last = db.execute("SELECT pressed_by, pressed_at FROM presses WHERE id = ?", (last_id,)).fetchone()
-                leaders.append({"by": by, "presses": presses, "last": last})
-        return {"period": period, "since": started, "leaders": leaders, "unattributed": unattributed}
+                scope = "month:" + local_month(since or now_iso())
+                row = db.execute("SELECT presses FROM scope_totals WHERE scope = ?", (scope,)).fetchone()
+                total = row[0] if row else 0
+            else:
+                scope = "all"
+                (total,) = db.execute("SELECT presses FROM counter WHERE id = 1").fetchone()
+            tally = db.execute(
+                "SELECT l.pressed_by, l.presses, p.pressed_at FROM leaders l JOIN presses p ON p.id = l.last_id "
+                "WHERE l.scope = ? ORDER BY l.presses DESC, l.last_id ASC", (scope,)).fetchall()
+        return {"period": period, "since": started, "unattributed": total - sum(n for _, n, _ in tally),
+                "leaders": [{"by": by, "presses": n, "last": last} for by, n, last in tally]}
 
     def rounds(self) -> List[dict]:
         """The latest rounds (at most MAX_ROUNDS), newest (the current one) first."""

@@ -569,8 +569,8 @@ def test_version_3_database_gains_who_pressed(db_path):
         r.press(note="Acme Corp")
         r.press()
     db = sqlite3.connect(db_path)  # back to schema 3, as that release left it
-    db.executescript("DROP INDEX presses_by; DROP INDEX presses_round; DROP INDEX presses_at; DROP TABLE round_leaders; "
-                     "ALTER TABLE presses DROP COLUMN by_key; ALTER TABLE presses DROP COLUMN by_prev; "
+    db.executescript("DROP TABLE leaders; DROP TABLE scope_totals; "
+                     "ALTER TABLE presses DROP COLUMN by_key; ALTER TABLE presses DROP COLUMN scopes; "
                      "ALTER TABLE presses DROP COLUMN pressed_by; PRAGMA user_version = 3;")
     db.close()
     with Repository(db_path, goal=5) as r:
