@@ -33,6 +33,7 @@ from thebutton.feed import Feed
 from thebutton.hosts import HostRule, parse_hosts
 from thebutton.metrics import Metrics
 from thebutton.pages import page_version
+from thebutton.recap import Recaps
 from thebutton.rounds import PERIODS
 from thebutton.store import InvalidValue, Store, StoreError
 from thebutton.validation import NIGHT_RE, STORE_KEY_RE, check_token
@@ -120,11 +121,14 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop) 
                 ping_interval=options.ping_interval, ping_timeout=10.0, per_address=options.viewers_per_address,
                 leaderboard=options.leaderboard == "on")
     changes.listen(feed.on_change)
+    recaps = Recaps(store, feed, loop=loop)
+    changes.listen(recaps.on_change)
     metrics = Metrics(feed, button.health)
     changes.listen(metrics.on_change)
     app = make_app(store, feed, metrics, HERE, token=token, health=button.health,
                    hosts=HostRule(parse_hosts(options.hosts)))
     server = Server(store, button, feed, app, token)
+    server.starters.append(recaps.start)
     try:
         if options.webhook:
             from thebutton.webhooks import Webhooks, parse_urls

@@ -265,9 +265,9 @@
   // The round's top 3 under the count, once a press of the round has a name (the server
   // leaves "leaders" out with --leaderboard=off). Names are people's text: textContent only.
   const leadersEl = document.getElementById("leaders");
-  function showLeaders(leaders) {
+  function fillLeaders(list, leaders) {
     const top = Array.isArray(leaders) ? leaders.slice(0, 3) : [];
-    leadersEl.textContent = "";
+    list.textContent = "";
     top.forEach(function (leader, i) {
       const item = document.createElement("li");
       const rank = document.createElement("span");
@@ -280,10 +280,47 @@
       presses.className = "presses";
       presses.textContent = String(leader.presses);
       item.append(rank, name, presses);
-      leadersEl.appendChild(item);
+      list.appendChild(item);
     });
-    leadersEl.hidden = top.length === 0;
-    body.classList.toggle("has-leaders", top.length > 0);
+    return top.length;
+  }
+  function showLeaders(leaders) {
+    const shown = fillLeaders(leadersEl, leaders);
+    leadersEl.hidden = shown === 0;
+    body.classList.toggle("has-leaders", shown > 0);
+  }
+
+  // The round's recap, from the press that reached the goal until the next press: how long
+  // it took against the usual, the presses, the top 3 and the last note (people's text: textContent).
+  const recapEl = document.getElementById("recap");
+  function duration(total) {
+    const s = Math.max(0, Math.round(total));
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    if (d) { return d + " d " + h + " h"; }
+    if (h) { return h + " h " + m + " min"; }
+    if (m) { return m + " min"; }
+    return s + " s";
+  }
+  function showRecap(recap) {
+    if (!recap || count !== 0) {
+      recapEl.hidden = true;
+      body.classList.remove("has-recap");
+      return;
+    }
+    document.getElementById("recap-took").textContent = "Done in " + duration(recap.took);
+    document.getElementById("recap-presses").textContent = recap.presses + (recap.presses === 1 ? " press" : " presses");
+    document.getElementById("recap-usual").textContent = typeof recap.usual === "number"
+      ? (recap.took <= recap.usual ? "Faster than usual (" : "Usually ") + duration(recap.usual) + (recap.took <= recap.usual ? ")" : "")
+      : "The first round";
+    fillLeaders(document.getElementById("recap-leaders"), recap.leaders);
+    const noteEl2 = document.getElementById("recap-note");
+    noteEl2.textContent = recap.note ? "Last: “" + recap.note + "”" : "";
+    noteEl2.hidden = !recap.note;
+    recapEl.hidden = false;
+    body.classList.add("has-recap");
+    hooks.recaps = (hooks.recaps || 0) + 1;
   }
 
   function onState(msg) {
@@ -295,6 +332,7 @@
     if ("leaders" in msg) {
       showLeaders(msg.leaders);
     }
+    showRecap(msg.count === 0 ? msg.recap : null);
     if (msg.event === "press") {
       const note = typeof msg.note === "string" ? msg.note.trim() : "";
       const by = typeof msg.by === "string" ? msg.by.trim() : "";

@@ -76,6 +76,7 @@ class Feed:
                  ping_interval: float = 0.0, ping_timeout: float = 10.0, per_address: int = 0,
                  leaderboard: bool = True) -> None:
         self.leaderboard = leaderboard  # the round's top 3 go with every message (--leaderboard=off: never)
+        self.recap: Optional[Dict[str, Any]] = None  # the round's recap while the goal stands (thebutton/recap.py)
         self.waiters: Set[FeedSocket] = set()
         self.per_address = per_address  # most sockets of one client (client_key); 0 = no limit
         self.of_address: Dict[str, int] = {}  # open sockets per client, only with a limit
@@ -141,6 +142,8 @@ class Feed:
                     beat=self.ping_interval, night=self.night or None)
         if self.leaderboard:
             body["leaders"] = [{"by": by, "presses": n} for by, n in self.state.leaders]
+        if self.recap is not None and self.state.count == 0:
+            body["recap"] = self.recap
         if not self.live:
             body["live"] = False
         body.update(extra)
@@ -166,6 +169,15 @@ class Feed:
                 self.of_address[waiter.client] = left
             else:
                 self.of_address.pop(waiter.client, None)
+
+    def set_recap(self, recap: Optional[Dict[str, Any]]) -> None:
+        """The round's recap (None: none); a new one goes to every page at once."""
+        changed = recap != self.recap
+        self.recap = recap
+        if changed and recap is not None:
+            frame = text_frame(self.message("recap").encode())
+            for waiter in list(self.waiters):
+                waiter.send_frame(frame)
 
     def full(self) -> bool:
         return len(self.waiters) >= self.max_connections
