@@ -24,6 +24,7 @@
   let presses = []; // newest first: every press since `since`, or the latest MAX_PAGES pages
   let complete = true; // false when presses stop short of the 30 days or the current round
   let state = null; // the latest state from the feed
+  let boards = { round: null, all: null }; // /api/leaderboard of the round and of all time
 
   // ---- reading the API ---------------------------------------------------------------
   function getJson(path) {
@@ -66,7 +67,13 @@
       before = got[got.length - 1].id;
     }
     presses = all;
+    await loadBoards();
     hooks.fullLoads += 1;
+  }
+
+  async function loadBoards() {
+    const got = await Promise.all([getJson("/api/leaderboard?period=round"), getJson("/api/leaderboard?period=all")]);
+    boards = { round: got[0], all: got[1] };
   }
 
   // After a change: the rounds again and the latest presses merged in (an undo changes a
@@ -81,6 +88,7 @@
       return;
     }
     rounds = got[0].rounds || [];
+    await loadBoards();
     presses = oldest === null ? [] : recent.concat(presses.filter(function (p) { return p.id < oldest; }));
     const from = since();
     const keep = presses.filter(function (p) { return Date.parse(p.at) >= from; });
@@ -432,7 +440,31 @@
     $("latest-empty").hidden = shown.length > 0;
   }
 
+  // ---- the leaders: this round and all time (names are people's text: textContent) -----------
+  function drawBoard(listId, emptyId, board) {
+    const list = $(listId);
+    list.textContent = "";
+    const leaders = (board && board.leaders) || [];
+    leaders.slice(0, 10).forEach(function (leader) {
+      const item = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = String(leader.by);
+      const count = document.createElement("span");
+      count.className = "presses";
+      count.textContent = String(leader.presses);
+      item.append(name, count);
+      list.appendChild(item);
+    });
+    $(emptyId).hidden = leaders.length > 0;
+  }
+  function drawLeaders() {
+    drawBoard("leaders-round", "leaders-round-empty", boards.round);
+    drawBoard("leaders-all", "leaders-all-empty", boards.all);
+  }
+
   function draw() {
+    drawLeaders();
     drawPace();
     drawDays();
     drawRounds();

@@ -211,3 +211,19 @@ def test_history_is_read_in_pages_of_the_servers_limit(tab):
     expect(page.locator("#days-chart rect.today")).to_have_attribute("data-count", "5")
     reads = [u.split("/api/history", 1)[1] for u in tab.requests if "/api/history?" in u]
     assert reads[:3] == ["?limit=2", "?limit=2&before=4", "?limit=2&before=2"]  # the load; then refreshes
+
+
+def test_leaders_of_the_round_and_of_all_time_follow_the_feed(tab):
+    """The history page lists the round's and the all-time leaders, as text, and updates them live."""
+    tab.server.request("POST", "/api/press", {"by": "Ana"})
+    tab.server.request("PUT", "/api/count", {"count": 20})  # a new round: Ana stays in all time only
+    page = tab.open("/history").page
+    loaded(tab)
+    expect(page.locator("#leaders-round-empty")).to_be_visible()
+    expect(page.locator("#leaders-all li")).to_have_text(["Ana1"])
+    tab.server.request("POST", "/api/press", {"by": "<i>Ben</i>"})
+    tab.server.request("POST", "/api/press", {"by": "<i>Ben</i>"})
+    expect(page.locator("#leaders-round li .name")).to_have_text(["<i>Ben</i>"])
+    expect(page.locator("#leaders-all li .name")).to_have_text(["<i>Ben</i>", "Ana"])
+    expect(page.locator("#leaders-round-empty")).to_be_hidden()
+    assert page.locator("#leaders-all i").count() == 0
