@@ -27,13 +27,15 @@ sys.path.insert(0, ROOT)
 from Repository import Repository  # noqa: E402 - the project's own store, for the past
 
 DOCS = os.path.join(ROOT, "docs")
-TOKEN = "t"
+TOKEN = "screenshots-token-0123456789"
 SIZE = {"width": 1280, "height": 720}
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--autoplay-policy=no-user-gesture-required"]  # as deploy/kiosk.sh starts it on a TV
 PAST_NOTES = ["Globex", None, None, "Initech renewal", None, "Hooli", None, "Soylent", None]
+PAST_BY = ["Ana", "Ben", None, "Ana", "Chidi", "Ben", "Ana", None, "Dana"]
 NOTES = ["Umbrella (2 years)", None, "Stark Industries", "Acme Corp"]  # today's, through the API
+BY = ["Chidi", "Ana", "Ben", "Ana"]
 
 
 def free_port() -> int:
@@ -86,17 +88,17 @@ def seed_past(path: str) -> None:
                 store.press(source="gpio")
             advance(30)
         store.set(count=20, goal=20, title="Deals this quarter")
-        for note in PAST_NOTES:
+        for note, by in zip(PAST_NOTES, PAST_BY):
             advance(rng.uniform(2, 6))
-            store.press(source="api" if note else "gpio", note=note)
+            store.press(source="api" if note else "gpio", note=note, by=by)
         assert clock[0] < datetime.datetime.now(datetime.timezone.utc), "the past ran into the present"
     finally:
         store.close()
 
 
 def seed_today(base: str) -> None:
-    for note in NOTES:
-        call(base, "POST", "/api/press", {"note": note} if note else None)
+    for note, by in zip(NOTES, BY):
+        call(base, "POST", "/api/press", {"note": note, "by": by} if note else {"by": by})
 
 
 def shoot(base: str) -> None:
@@ -114,6 +116,7 @@ def shoot(base: str) -> None:
             page.wait_for_selector("body[data-signed-in='yes'][data-state='live']")
             page.wait_for_selector("#latest-rows tr")
             page.fill("#note", "Wayne Enterprises")
+            page.fill("#who", "Dana")
             page.screenshot(path=os.path.join(DOCS, "admin.png"))
 
             page.goto(base + "/history")
