@@ -269,18 +269,7 @@
     const top = Array.isArray(leaders) ? leaders.slice(0, 3) : [];
     list.textContent = "";
     top.forEach(function (leader, i) {
-      const item = document.createElement("li");
-      const rank = document.createElement("span");
-      rank.className = "rank";
-      rank.textContent = String(i + 1);
-      const name = document.createElement("span");
-      name.className = "name";
-      name.textContent = String(leader.by);
-      const presses = document.createElement("span");
-      presses.className = "presses";
-      presses.textContent = String(leader.presses);
-      item.append(rank, name, presses);
-      list.appendChild(item);
+      list.appendChild(window.ButtonFeed.leaderRow(leader, i + 1));
     });
     return top.length;
   }

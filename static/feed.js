@@ -279,5 +279,20 @@
     return td;
   }
 
-  window.ButtonFeed = { connect: connect, pressRow: pressRow };
+  // One leader of a board as a list item: its rank (when given), name and presses. The name
+  // is people's text: textContent only.
+  function leaderRow(leader, rank) {
+    const li = document.createElement("li");
+    const parts = rank ? [["rank", String(rank)]] : [];
+    parts.push(["name", String(leader.by)], ["presses", String(leader.presses)]);
+    parts.forEach(function (part) {
+      const span = document.createElement("span");
+      span.className = part[0];
+      span.textContent = part[1];
+      li.appendChild(span);
+    });
+    return li;
+  }
+
+  window.ButtonFeed = { connect: connect, pressRow: pressRow, leaderRow: leaderRow };
 })();

@@ -446,15 +446,7 @@
     list.textContent = "";
     const leaders = (board && board.leaders) || [];
     leaders.slice(0, 10).forEach(function (leader) {
-      const item = document.createElement("li");
-      const name = document.createElement("span");
-      name.className = "name";
-      name.textContent = String(leader.by);
-      const count = document.createElement("span");
-      count.className = "presses";
-      count.textContent = String(leader.presses);
-      item.append(name, count);
-      list.appendChild(item);
+      list.appendChild(window.ButtonFeed.leaderRow(leader)); // ranked by the list's CSS counter
     });
     $(emptyId).hidden = leaders.length > 0;
   }

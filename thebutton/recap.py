@@ -7,7 +7,6 @@ opens while the count stays at 0. Any store works; nothing is stored.
 """
 from __future__ import annotations
 
-import datetime
 import logging
 import statistics
 from typing import Any, Dict, Optional
@@ -83,16 +82,3 @@ class Recaps:
         if serial == self._asked and self.feed.state.count == 0:  # still the goal, and no newer read asked
             self.feed.set_recap(recap)
 
-
-def duration_words(total: float) -> str:
-    """A duration as people say it: "3 d 4 h", "2 h 14 min", "5 min", "40 s" (for logs and tests)."""
-    delta = datetime.timedelta(seconds=round(total))
-    days, rest = delta.days, delta.seconds
-    hours, minutes = rest // 3600, rest % 3600 // 60
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min"
-    return f"{rest} s"

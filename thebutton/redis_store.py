@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import datetime
 import json
 import logging
 import random
@@ -63,7 +62,7 @@ from thebutton.validation import (
     local_month,
     name_key,
     now_iso,
-    parse_time,
+    utc_ms,
 )
 
 log = logging.getLogger("button.redis")
@@ -90,12 +89,6 @@ def _redact(url: str) -> str:
     """host:port/db of a redis:// URL, without the password, for logs and /healthz."""
     parts = urllib.parse.urlsplit(url)
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
-
-
-def _utc_ms(text: str, what: str = "since") -> str:
-    """An ISO-8601 time with its offset as UTC text to the millisecond, like every stored time."""
-    parsed = parse_time(text, what).astimezone(datetime.timezone.utc)
-    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000).isoformat(timespec="milliseconds")
 
 
 class RedisStore:
@@ -519,8 +512,8 @@ class RedisStore:
     def new_round(self, since: Optional[str] = None, until: Optional[str] = None) -> Optional[State]:
         """Start a new round (count = goal) unless the newest round started at or after ``since``
         (and, with ``until``, not after it: a clock since set back stamped that one)."""
-        since_utc = "" if since is None else _utc_ms(since)
-        until_utc = "" if until is None else _utc_ms(until, "until")
+        since_utc = "" if since is None else utc_ms(since, "since")
+        until_utc = "" if until is None else utc_ms(until, "until")
         reply = self._write("round", "start a new round", (since_utc, until_utc))
         if reply.get("nothing"):
             return None

@@ -190,7 +190,7 @@ def local_month(at: str) -> str:
     return parse_time(at, "time").astimezone().strftime("%Y-%m")
 
 
-def utc_ms(at: str) -> str:
+def utc_ms(at: str, what: str = "time") -> str:
     """An ISO time with its offset as UTC to the millisecond: how stored times are written and compared as text."""
-    parsed = parse_time(at, "time").astimezone(datetime.timezone.utc)
+    parsed = parse_time(at, what).astimezone(datetime.timezone.utc)
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000).isoformat(timespec="milliseconds")
