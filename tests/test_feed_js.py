@@ -359,11 +359,12 @@ def test_new_version_reloads_only_once_the_page_answers(proxied, proxy, db_path,
     old_version = w.page.locator("body").get_attribute("data-version")
     upgraded = ServerProcess(db_path, "--button=none", "--admin-token=" + TOKEN, "--ping-interval=1")
     upgraded.script = upgraded_copy(tmp_path)
+    # While a server is replaced the page answers 503 (as behind a restart), never nothing.
+    proxy.mode = "refuse_page"
     w.server.stop()  # as an upgrade does: one server per database file
     upgraded.start()
     try:
         proxy.target_port = upgraded.port
-        proxy.mode = "refuse_page"
         proxy.drop_all()  # the page reconnects to the upgraded server and hears its version
         w.wait_feed("f.versionChecks >= 2", timeout=15000)
         body = w.page.locator("body")
