@@ -10,7 +10,10 @@ import logging
 import sys
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Type
+
+from thebutton.store import InvalidValue
+from thebutton.validation import check_name
 
 log = logging.getLogger("button")
 
@@ -46,21 +49,108 @@ class Debouncer:
         return pressed, self._locked_until
 
 
+class ButtonSpec:
+    """One push button to watch: its BOARD pin and what a press of it does.
+
+    ``action`` is "press" (the main button), "undo", or a name: that button presses with
+    "by" = the name (a person's or a team's button).
+    """
+
+    __slots__ = ("pin", "action")
+
+    def __init__(self, pin: int, action: str = "press") -> None:
+        self.pin = pin
+        self.action = action
+
+    def __repr__(self) -> str:
+        return f"ButtonSpec({self.pin}, {self.action!r})"
+
+
+def parse_buttons(text: str, main_pin: int, led_pin: Optional[int] = None) -> List[ButtonSpec]:
+    """``--buttons=13:undo,15:Ana``: the extra buttons; ButtonError in one line when it is wrong.
+
+    A pin used twice, the main pin again or the LED's pin is an error; a name follows the
+    rules of a press's "by" (1-40 characters, thebutton/validation.py).
+    """
+    specs: List[ButtonSpec] = []
+    used = {main_pin: "the main button (--pin)"}
+    if led_pin is not None:
+        used[led_pin] = "the LED (--led)"
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        pin_text, sep, action = item.partition(":")
+        action = action.strip()
+        if not sep or not action:
+            raise ButtonError(f"--buttons: {item!r} must be PIN:undo or PIN:NAME, e.g. 13:undo,15:Ana")
+        try:
+            pin = int(pin_text)
+        except ValueError:
+            raise ButtonError(f"--buttons: {pin_text.strip()!r} is not a pin number (BOARD numbering, e.g. 13)") from None
+        if pin in used:
+            raise ButtonError(f"--buttons: pin {pin} is used twice (also by {used[pin]})")
+        used[pin] = f"--buttons={item}"
+        if action.lower() == "undo":
+            specs.append(ButtonSpec(pin, "undo"))
+            continue
+        try:
+            name = check_name(action, "a button's name")
+        except InvalidValue as e:
+            raise ButtonError(f"--buttons={item}: {e}") from None
+        specs.append(ButtonSpec(pin, name))
+    return specs
+
+
+def _gpio_errors(gpio) -> Tuple[Type[BaseException], ...]:
+    """What the GPIO library raises when it cannot do something.
+
+    RPi.GPIO raises RuntimeError (and OSError, ValueError); rpi-lgpio also lets through
+    ``lgpio.error``, a plain Exception, from the lgpio calls under it (e.g. "GPIO busy").
+    """
+    errors: Tuple[Type[BaseException], ...] = (RuntimeError, OSError, ValueError)
+    lgpio_error = getattr(getattr(gpio, "lgpio", None), "error", None)
+    if isinstance(lgpio_error, type) and issubclass(lgpio_error, BaseException):
+        errors += (lgpio_error,)
+    return errors
+
+
+class _Input:
+    """A watched pin: its debouncer, and when it went down while a hold may still come."""
+
+    __slots__ = ("pin", "action", "debouncer", "down_at", "changes")
+
+    def __init__(self, spec: ButtonSpec, debouncer: Debouncer) -> None:
+        self.pin = spec.pin
+        self.action = spec.action
+        self.debouncer = debouncer
+        self.down_at: Optional[float] = None
+        self.changes = 0  # edges seen when this pin's level last changed (edge mode)
+
+
 class GpioButton:
-    """A push button on a Raspberry Pi pin, read through RPi.GPIO (or rpi-lgpio on a Pi 5).
+    """Push buttons on Raspberry Pi pins, read through RPi.GPIO (or rpi-lgpio on a Pi 5).
 
     Wiring with the default ``pull="up"``: one leg of the button to physical pin 11
     (GPIO17), the other to a ground pin such as physical pin 9; the internal pull-up
     holds the pin HIGH and a press pulls it LOW. With ``pull="down"`` wire the other
-    leg to 3.3 V (physical pin 1) instead: a press drives the pin HIGH.
+    leg to 3.3 V (physical pin 1) instead: a press drives the pin HIGH. ``buttons`` adds
+    more buttons wired the same way (an undo button, a person's button).
 
-    The pin is read one of two ways, chosen in ``open()`` and logged. By edge
-    detection: RPi.GPIO's own thread only wakes the button thread, which reads the
-    pin, debounces and calls ``on_press``. By polling, where edge detection cannot
-    be set up (RPi.GPIO 0.7.1 on kernel 6.6 or later raises "Failed to add edge
-    detection" while ``input()`` still works): the button thread reads the pin every
-    ``poll_interval`` seconds through the same debouncer. A GPIO error at run time is
-    logged once and the pin is set up again with backoff, while ``health()`` reports it.
+    The pins are read one of two ways, chosen in ``open()`` and logged. By edge
+    detection: the library's own thread only wakes the button thread, which reads the
+    pins, debounces and calls ``on_press``; the pins are also read every
+    ``watch_interval`` seconds, so that a change the library's thread never announced
+    (the thread died) still counts, and then the button polls. By polling, where edge
+    detection cannot be set up (RPi.GPIO 0.7.1 on kernel 6.6 or later raises "Failed to
+    add edge detection", rpi-lgpio its ``lgpio.error``): the button thread reads the pins
+    every ``poll_interval`` seconds (10 ms: a press is seen within 20 ms at a fraction of
+    a percent of a core). A pin that cannot be set up, now or later, is logged and set
+    up again every few seconds (at most ``retry_delays[-1]``), while ``health()`` says why.
+
+    ``hold`` (seconds, or None): a press counts when the button is let go, and holding it
+    that long undoes the latest press instead. ``on_press`` is called from the button
+    thread as ``on_press()`` for the main button, ``on_press(by=name)`` for a person's
+    button and ``on_press(undo=True)`` for an undo.
     """
 
     name = "gpio"
@@ -72,110 +162,152 @@ class GpioButton:
         gpio=None,
         bouncetime: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
-        retry_delays: Tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
-        poll_interval: float = 0.005,
+        retry_delays: Tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0),
+        poll_interval: float = 0.01,
+        buttons: Sequence[ButtonSpec] = (),
+        hold: Optional[float] = None,
+        watch_interval: float = 2.0,
     ) -> None:
         if pull not in PULLS:
             raise ButtonError(f"pull must be one of {', '.join(PULLS)}, not {pull!r}")
         if gpio is None:
-            gpio = _import_gpio()
+            gpio = import_gpio()
         self.pin = pin
         self.pull = pull
         self._gpio = gpio
+        self._errors = _gpio_errors(gpio)
         self._bouncetime = bouncetime
         self._clock = clock
         self._retry_delays = retry_delays
+        self._specs = [ButtonSpec(pin, "press")] + list(buttons)
+        self._hold = hold
+        self._watch_interval = watch_interval
+        self._inputs: List[_Input] = []
         self._cond = threading.Condition()
         self._edges = 0
         self._settled = True
         self._stopping = False
         self._error: Optional[str] = None
         self._thread: Optional[threading.Thread] = None
-        self._debouncer = Debouncer(bouncetime)
         self._poll_interval = poll_interval
-        self.mode: Optional[str] = None  # "edge" or "poll" once open() has set the pin up
+        self.mode: Optional[str] = None  # "edge" or "poll" once open() has set the pins up
         self._mode_reason: Optional[str] = None
         self._polls = 0
+        self._settle_waiters = 0
+        self._edges_dead = False  # the library's event thread stopped announcing edges: poll for good
 
-    def _is_pressed(self) -> bool:
-        level = self._gpio.input(self.pin)
+    @property
+    def pins(self) -> List[int]:
+        return [spec.pin for spec in self._specs]
+
+    def _is_pressed(self, pin: int) -> bool:
+        level = self._gpio.input(pin)
         return bool(level) == (self.pull == "down")
 
     def open(self) -> None:
-        """Set the pin up and read it once; ButtonError with the reason if GPIO refuses.
+        """Set the pins up and read them once; ButtonError with the reason if GPIO refuses.
 
-        Edge detection is tried first; where it fails with the error RPi.GPIO gives
-        when it cannot watch the pin, the button thread polls the pin instead.
+        Edge detection is tried first; where the library cannot watch a pin, the button
+        thread polls the pins instead.
         """
         try:
             self._setup()
-            mode, reason = self._add_edge_detection()
-            pressed = self._is_pressed()
-        except Exception as e:  # RPi.GPIO raises RuntimeError, ValueError, OSError...
+            mode, reason = ("poll", self._mode_reason) if self._edges_dead else self._add_edge_detection()
+            inputs = [_Input(spec, Debouncer(self._bouncetime, pressed=self._is_pressed(spec.pin)))
+                      for spec in self._specs]
+        except ButtonError:
+            raise
+        except Exception as e:  # RuntimeError, ValueError, OSError, lgpio.error...
             raise ButtonError(f"cannot use GPIO pin {self.pin}: {e}") from e
-        self._debouncer = Debouncer(self._bouncetime, pressed=pressed)
+        with self._cond:
+            self._inputs = inputs
+        self._say_mode(mode, reason)
+
+    def _say_mode(self, mode: str, reason: Optional[str]) -> None:
         if (mode, reason) != (self.mode, self._mode_reason):
+            pins = ", ".join(str(p) for p in self.pins)
             if mode == "edge":
-                log.info("reading pin %s by edge detection", self.pin)
+                log.info("reading pin %s by edge detection", pins)
+            elif self._edges_dead:
+                log.warning("reading pin %s by polling every %g ms from now on: %s", pins,
+                            round(self._poll_interval * 1000, 3), reason)
             else:
-                log.warning("reading pin %s by polling every %g ms: edge detection unavailable (%s)",
-                            self.pin, round(self._poll_interval * 1000, 3), reason)
+                log.warning("reading pin %s by polling every %g ms: edge detection unavailable (%s)", pins,
+                            round(self._poll_interval * 1000, 3), reason)
         self.mode, self._mode_reason = mode, reason
 
     def _setup(self) -> None:
         g = self._gpio
         g.setwarnings(False)
         g.setmode(g.BOARD)
-        g.setup(self.pin, g.IN, pull_up_down=g.PUD_UP if self.pull == "up" else g.PUD_DOWN)
+        for spec in self._specs:
+            try:
+                g.setup(spec.pin, g.IN, pull_up_down=g.PUD_UP if self.pull == "up" else g.PUD_DOWN)
+            except Exception as e:  # RuntimeError, ValueError, lgpio.error...: say which pin
+                raise ButtonError(f"cannot use GPIO pin {spec.pin}: {e}") from e
 
     def _add_edge_detection(self) -> Tuple[str, Optional[str]]:
-        """("edge", None) when the pin is watched for edges, else ("poll", why not)."""
+        """("edge", None) when every pin is watched for edges, else ("poll", why not)."""
         g = self._gpio
+        watched: List[int] = []
         try:
-            g.add_event_detect(self.pin, g.BOTH, callback=self._on_edge)
-        except (RuntimeError, OSError) as e:  # "Failed to add edge detection" (kernel 6.6+)
+            for spec in self._specs:
+                g.add_event_detect(spec.pin, g.BOTH, callback=self._on_edge)
+                watched.append(spec.pin)
+        except self._errors as e:  # "Failed to add edge detection" (kernel 6.6+), lgpio.error, ...
+            for pin in watched:
+                self._remove_edge_detection(pin)
             return "poll", str(e) or type(e).__name__
         return "edge", None
 
+    def _remove_edge_detection(self, pin: int) -> None:
+        try:
+            self._gpio.remove_event_detect(pin)
+        except Exception:  # the pin may have no detection to remove
+            pass
+
     def _on_edge(self, channel: int) -> None:
-        # Runs in RPi.GPIO's event thread: only wake the button thread.
+        # Runs in the GPIO library's event thread: only wake the button thread.
         with self._cond:
             self._edges += 1
             self._settled = False
             self._cond.notify_all()
 
-    def start(self, on_press: Callable[[], None]) -> None:
-        """Start the button thread; ``on_press`` is called from it once per press."""
+    def start(self, on_press: Callable[..., None]) -> None:
+        """Start the button thread; ``on_press`` is called from it once per press (see the class)."""
         self._thread = threading.Thread(
             target=self._run, args=(on_press,), name="button-gpio", daemon=True
         )
         self._thread.start()
 
-    def _run(self, on_press: Callable[[], None]) -> None:
+    def _run(self, on_press: Callable[..., None]) -> None:
         # The button thread.
         try:
+            if self.mode is None and not self._reopen():  # open() failed before start: keep trying
+                return
             self._retry_forever(on_press)
         except BaseException as e:
             self._error = f"button thread stopped: {type(e).__name__}: {e}"
             log.critical("the GPIO button thread stopped; presses are no longer counted: %s", e)
             raise
 
-    def _retry_forever(self, on_press: Callable[[], None]) -> None:
+    def _retry_forever(self, on_press: Callable[..., None]) -> None:
         while not self._stopping:
             try:
                 if self.mode == "poll":
                     self._poll(on_press)
                 else:
                     self._watch(on_press)
-            except Exception as e:  # any GPIO fault: report it, then set the pin up again
+            except Exception as e:  # any GPIO fault: report it, then set the pins up again
                 self._report(f"{type(e).__name__}: {e}")
                 if not self._reopen():
                     return
-                log.info("GPIO pin %s works again", self.pin)
-                self._error = None
-                with self._cond:
-                    self._settled = True
-                    self._cond.notify_all()
+
+    def fail_to_start(self, message: str) -> None:
+        """open() failed before start(): say so; the button thread sets the pins up until they work."""
+        self._error = message
+        log.error("button: %s; the page, the API and /admin are served meanwhile, and the pin is "
+                  "set up again every %g s at most", message, self._retry_delays[-1])
 
     def _report(self, message: str) -> None:
         if message != self._error:
@@ -183,7 +315,7 @@ class GpioButton:
         self._error = message
 
     def _reopen(self) -> bool:
-        """Set the pin up again, with backoff, until it works (True) or the button stops (False).
+        """Set the pins up again, with backoff, until it works (True) or the button stops (False).
 
         Watching or polling a pin that failed to open would wait for ever on nothing, so
         nothing else runs until open() succeeds.
@@ -196,62 +328,123 @@ class GpioButton:
                 self._cond.wait_for(lambda: self._stopping, timeout=delay)
             if self._stopping:
                 return False
-            try:
-                self._gpio.remove_event_detect(self.pin)
-            except Exception:  # the pin may not have detection to remove
-                pass
+            for spec in self._specs:
+                self._remove_edge_detection(spec.pin)
             try:
                 self.open()
             except ButtonError as e:
                 self._report(str(e))
                 continue
+            log.info("GPIO pin %s works again", self.pin)
+            self._error = None
+            with self._cond:
+                self._settled = True
+                self._cond.notify_all()
             return True
 
-    def _watch(self, on_press: Callable[[], None]) -> None:
-        """Wait for edges and re-reads; return when stopping, raise on a GPIO error."""
-        recheck_at: Optional[float] = None
+    def _read_all(self, on_press: Callable[..., None], now: float, edges: Optional[int] = None) -> Tuple[Optional[float], bool]:
+        """Read every pin once and act on presses, releases and holds.
+
+        Returns (when a pin must be read again, or None; whether a pin changed that no
+        edge announced). ``edges`` is the edge count this read follows (edge mode only).
+        """
+        due: Optional[float] = None
+        unannounced = False
+        for inp in self._inputs:
+            was = inp.debouncer.pressed
+            _, recheck = inp.debouncer.sample(self._is_pressed(inp.pin), now)
+            if inp.debouncer.pressed != was:
+                if edges is not None:
+                    unannounced = unannounced or edges == inp.changes
+                    inp.changes = edges
+                self._changed(inp, inp.debouncer.pressed, now, on_press)
+            if inp.down_at is not None and self._hold is not None:
+                if now - inp.down_at >= self._hold:  # held long enough: an undo, and no press
+                    inp.down_at = None
+                    self._act(on_press, undo=True)
+                else:
+                    recheck = inp.down_at + self._hold if recheck is None else min(recheck, inp.down_at + self._hold)
+            if recheck is not None:
+                due = recheck if due is None else min(due, recheck)
+        return due, unannounced
+
+    def _changed(self, inp: _Input, pressed: bool, now: float, on_press: Callable[..., None]) -> None:
+        """A debounced change of one pin: a press now, or (with hold) at the release."""
+        if inp.action == "undo":
+            if pressed:
+                self._act(on_press, undo=True)
+            return
+        by = None if inp.action == "press" else inp.action
+        if self._hold is None:
+            if pressed:
+                self._act(on_press, by=by)
+        elif pressed:
+            inp.down_at = now
+        elif inp.down_at is not None:  # let go before the hold time: the press counts now
+            held = now - inp.down_at
+            inp.down_at = None
+            if held >= self._hold:
+                self._act(on_press, undo=True)
+            else:
+                self._act(on_press, by=by)
+
+    def _watch(self, on_press: Callable[..., None]) -> None:
+        """Wait for edges, re-reads and the periodic read; return when stopping, raise on a GPIO error."""
+        due: Optional[float] = None
         seen = self._edges
+        for inp in self._inputs:
+            inp.changes = seen
         while True:
             with self._cond:
                 while not self._stopping and self._edges == seen:
-                    if recheck_at is not None:
-                        remaining = recheck_at - self._clock()
-                        if remaining <= 0:
-                            break
-                        self._cond.wait(remaining)
-                    else:
-                        self._cond.wait()
+                    wake = due if due is not None else self._clock() + self._watch_interval
+                    remaining = wake - self._clock()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
                 if self._stopping:
                     return
                 seen = self._edges
-            is_press, recheck_at = self._debouncer.sample(self._is_pressed(), self._clock())
-            if is_press:
-                self._press(on_press)
+            due, unannounced = self._read_all(on_press, self._clock(), seen)
+            if unannounced and not self._edge_comes(seen):
+                self._edges_dead = True
+                self._say_mode("poll", "a change came without its edge event (the GPIO library's "
+                                       "event thread has stopped?)")
+                for spec in self._specs:
+                    self._remove_edge_detection(spec.pin)
+                return  # _retry_forever goes on polling
             with self._cond:
-                if recheck_at is None and self._edges == seen:
+                if due is None and self._edges == seen:
                     self._settled = True
                     self._cond.notify_all()
 
-    def _poll(self, on_press: Callable[[], None]) -> None:
-        """Read the pin every poll interval; return when stopping, raise on a GPIO error."""
+    def _edge_comes(self, seen: int, within: float = 0.05) -> bool:
+        """Whether an edge arrives soon after a change the periodic read found (it may just be late)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._edges != seen or self._stopping, timeout=within)
+
+    def _poll(self, on_press: Callable[..., None]) -> None:
+        """Read the pins every poll interval; return when stopping, raise on a GPIO error."""
+        sleep, interval = time.sleep, self._poll_interval
         while True:
-            is_press, recheck_at = self._debouncer.sample(self._is_pressed(), self._clock())
-            if is_press:
-                self._press(on_press)
-            with self._cond:
-                self._polls += 1
-                self._settled = recheck_at is None
-                self._cond.notify_all()
-                # A plain timed wait (not wait_for, which costs more per wake): stop() ends it at once.
-                if not self._stopping:
-                    self._cond.wait(self._poll_interval)
-                if self._stopping:
-                    return
+            due, _ = self._read_all(on_press, self._clock())
+            self._polls += 1  # only this thread writes it
+            self._settled = due is None
+            if self._settle_waiters:
+                with self._cond:
+                    self._cond.notify_all()
+            if self._stopping:
+                return
+            # A plain sleep: the cheapest wait there is (a Condition's timed wait costs several
+            # times more per wake); stop() is seen within one interval.
+            sleep(interval)
+            if self._stopping:
+                return
 
     @staticmethod
-    def _press(on_press: Callable[[], None]) -> None:
+    def _act(on_press: Callable[..., None], **kwargs: Any) -> None:
         try:
-            on_press()
+            on_press(**{k: v for k, v in kwargs.items() if v})  # the main button: on_press()
         except Exception:  # a failed press must not stop the button
             log.exception("a button press could not be handled")
 
@@ -261,15 +454,24 @@ class GpioButton:
         When polling, "read" means a whole poll that began after this call.
         """
         with self._cond:
-            if self.mode == "poll":
-                target = self._polls + 2
-                return self._cond.wait_for(lambda: self._polls >= target and self._settled, timeout)
-            return self._cond.wait_for(lambda: self._settled, timeout)
+            self._settle_waiters += 1
+            try:
+                if self.mode == "poll":
+                    target = self._polls + 2
+                    return self._cond.wait_for(lambda: self._polls >= target and self._settled, timeout)
+                return self._cond.wait_for(lambda: self._settled, timeout)
+            finally:
+                self._settle_waiters -= 1
 
     def health(self) -> dict:
         alive = self._thread is not None and self._thread.is_alive()
         health = {"kind": self.name, "pin": self.pin, "mode": self.mode,
-                  "ok": alive and self._error is None, "alive": alive, "error": self._error}
+                  "ok": alive and self._error is None and self.mode is not None,
+                  "alive": alive, "error": self._error}
+        if len(self._specs) > 1:
+            health["buttons"] = {str(spec.pin): spec.action for spec in self._specs[1:]}
+        if self._hold is not None:
+            health["hold"] = self._hold
         if self.mode == "poll":
             health["poll_ms"] = round(self._poll_interval * 1000, 3)
             health["poll_reason"] = self._mode_reason
@@ -338,7 +540,7 @@ class NoButton:
         pass
 
 
-def _import_gpio():
+def import_gpio():
     """RPi.GPIO (or its drop-in rpi-lgpio); ButtonError with the reason if it cannot load."""
     try:
         import RPi.GPIO as gpio  # noqa: N814 - the module's own name
@@ -349,11 +551,15 @@ def _import_gpio():
     return gpio
 
 
-def make_button(kind: str, pin: int = 11, pull: str = "up", stdin=None, gpio=None):
+def make_button(kind: str, pin: int = 11, pull: str = "up", stdin=None, gpio=None,
+                buttons: Sequence[ButtonSpec] = (), hold: Optional[float] = None):
     """The button for ``--button=kind``; for "auto", the first of gpio, keyboard, none that works.
 
-    Logs the choice and why each earlier source was passed over. Raises
-    ButtonError for "gpio" when GPIO cannot be used.
+    Logs the choice and why each earlier source was passed over. "gpio" (and "auto" with
+    ``buttons``, which only GPIO can read) raises ButtonError only when the GPIO library
+    cannot be loaded at all; a pin that cannot be set up yet (no access to /dev/gpiomem at
+    boot, a pin in use) is logged, and the button sets it up again until it works, so
+    that the page is served meanwhile.
     """
     if kind not in BUTTON_CHOICES:
         raise ButtonError(f"--button must be one of {', '.join(BUTTON_CHOICES)}, not {kind!r}")
@@ -361,16 +567,23 @@ def make_button(kind: str, pin: int = 11, pull: str = "up", stdin=None, gpio=Non
     skipped: List[str] = []
     if kind in ("gpio", "auto"):
         try:
-            button = GpioButton(pin, pull, gpio=gpio)
-            button.open()
-        except ButtonError as e:
-            if kind == "gpio":
+            button = GpioButton(pin, pull, gpio=gpio, buttons=buttons, hold=hold)
+        except ButtonError as e:  # the library cannot be loaded
+            if kind == "gpio" or buttons:
                 raise
             skipped.append(f"gpio: {e}")
         else:
-            log.info("button: GPIO physical pin %s, pull %s, read by %s", pin, pull,
-                     "polling" if button.mode == "poll" else "edge detection")
-            return button
+            try:
+                button.open()
+            except ButtonError as e:
+                if kind == "gpio" or buttons:
+                    button.fail_to_start(str(e))
+                    return button
+                skipped.append(f"gpio: {e}")
+            else:
+                log.info("button: GPIO physical pin %s, pull %s, read by %s", ", ".join(map(str, button.pins)),
+                         pull, "polling" if button.mode == "poll" else "edge detection")
+                return button
     if kind == "keyboard" or (kind == "auto" and _is_tty(stdin)):
         for reason in skipped:
             log.info("button: passed over %s", reason)

@@ -25,17 +25,18 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.options import define, options
 
-from Button import BUTTON_CHOICES, PULLS, ButtonError, make_button
+from Button import BUTTON_CHOICES, PULLS, ButtonError, ButtonSpec, import_gpio, make_button, parse_buttons
 from Repository import Repository, default_path
 from thebutton.app import make_app
 from thebutton.changes import Changes, PressSource
 from thebutton.feed import Feed
 from thebutton.hosts import HostRule, parse_hosts
+from thebutton.led import Led
 from thebutton.metrics import Metrics
 from thebutton.pages import page_version
 from thebutton.recap import Recaps
 from thebutton.rounds import PERIODS
-from thebutton.store import InvalidValue, Store, StoreError
+from thebutton.store import InvalidValue, NothingToUndo, Store, StoreError
 from thebutton.validation import NIGHT_RE, STORE_KEY_RE, check_token
 from thebutton.web import Application, server_options
 
@@ -43,6 +44,8 @@ log = logging.getLogger("button.server")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_PING_INTERVAL = 24.0  # seconds; x 1.25 (the page's patience) is 30 s
+HOLDS = ("none", "undo")  # --hold
+HOLD_SECONDS = 2.0  # --hold=undo: held this long, a press undoes instead
 
 define("port", default=8888, type=int, help="HTTP and WebSocket port (below 1024 needs root or CAP_NET_BIND_SERVICE)")
 define("address", default="", help='bind address; "" listens on every interface, so anyone on the LAN can open the page; '
@@ -52,6 +55,12 @@ define("goal", default=20, type=int, help="the goal a fresh database starts at (
 define("button", default="auto", help="press source: auto (GPIO, else keyboard on a terminal, else none), gpio, keyboard, none")
 define("pin", default=11, type=int, help="physical (BOARD) pin number of the button; 11 is GPIO17")
 define("pull", default="up", help="up: button wired to ground, pressed = LOW; down: button wired to 3.3 V, pressed = HIGH")
+define("buttons", default="", help='more push buttons, comma-separated BOARD PIN:ACTION: "13:undo" undoes the latest press, '
+       '"15:Ana" presses with by = Ana (one button per person or team); wired like the main one (--pull)')
+define("hold", default="none", help="none: a press counts as the button goes down; undo: it counts when let go within "
+       "2 s, and holding a button 2 s undoes the latest press instead")
+define("led", default="", help='BOARD pin of an LED (active high, with a resistor to ground) that flashes when a press '
+       'is stored, twice for an undo, blinks while presses wait for the shared store, fast when one failed; "" = none')
 define("admin_token", default=None, help="bearer token for the write API (default: env BUTTON_ADMIN_TOKEN); unset = write API disabled")
 define("leaderboard", default="on", help="on: the countdown page shows the round's top 3 once a press has a name "
        '("by"); off: it never does')
@@ -93,6 +102,7 @@ class Server:
     token: Optional[str]
     starters: List[Callable[[], None]] = field(default_factory=list)  # after listening, in order
     closers: List[Closer] = field(default_factory=list)  # at the stop, in reverse order
+    press_failed: List[Callable[[], None]] = field(default_factory=list)  # a button press the store refused
 
 
 def open_store(goal: int) -> Store:
@@ -107,12 +117,13 @@ def open_store(goal: int) -> Store:
     return RedisStore(options.store, key=options.store_key, goal=goal, outbox_path=outbox)
 
 
-def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop) -> Server:
+def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop, led: Optional[Led] = None) -> Server:
     """Which parts, from the options, and the change path between them.
 
     Every committed change (ours, or another server's through Redis) reaches the IOLoop
     once, then each listener in turn. The store is heard before its state is read, so
-    that no change falls between the two (the feed skips older ones).
+    that no change falls between the two (the feed skips older ones). The LED (``--led``,
+    made by main() from the GPIO module) is one more listener.
     """
     changes = Changes(loop)
     store.listen(changes.publish)
@@ -123,12 +134,20 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop) 
     changes.listen(feed.on_change)
     recaps = Recaps(store, feed, loop=loop)
     changes.listen(recaps.on_change)
-    metrics = Metrics(feed, button.health)
+    health = button.health
+    if led is not None:
+        changes.listen(led.on_change)
+        health = with_led(button.health, led)
+    metrics = Metrics(feed, health)
     changes.listen(metrics.on_change)
-    app = make_app(store, feed, metrics, HERE, token=token, health=button.health,
+    app = make_app(store, feed, metrics, HERE, token=token, health=health,
                    hosts=HostRule(parse_hosts(options.hosts)))
     server = Server(store, button, feed, app, token)
     server.starters.append(recaps.start)
+    if led is not None:
+        server.starters.append(led.start)
+        server.closers.append(led.stop)  # runs before main()'s button.stop(): LED off, then GPIO.cleanup()
+        server.press_failed.append(led.failed)
     try:
         if options.webhook:
             from thebutton.webhooks import Webhooks, parse_urls
@@ -175,12 +194,19 @@ async def run(server: Server) -> None:
         start()
     store, button = server.store, server.button
 
-    def on_press() -> None:
+    def on_press(undo: bool = False, by: Optional[str] = None) -> None:
         # Runs in the button thread: the store commits, and its commit hands the change on.
         try:
-            store.press(source=button.name)
+            if undo:
+                store.undo()
+            else:
+                store.press(source=button.name, by=by)
+        except NothingToUndo:
+            log.info("undo from a button: there is no press to undo")
         except StoreError as e:
-            log.error("button press NOT stored: %s", e)
+            log.error("button %s NOT stored: %s", "undo" if undo else "press", e)
+            for hook in server.press_failed:
+                hook()
 
     stop = asyncio.Event()
     running = asyncio.get_running_loop()
@@ -209,8 +235,25 @@ async def run(server: Server) -> None:
             log.warning("some connections did not close in time")
 
 
-async def serve(store: Store, button: PressSource, token: Optional[str]) -> None:
-    await run(wire(store, button, token, IOLoop.current()))
+async def serve(store: Store, button: PressSource, token: Optional[str], led: Optional[Led] = None) -> None:
+    await run(wire(store, button, token, IOLoop.current(), led))
+
+
+def with_led(button_health: Callable[[], dict], led: Led) -> Callable[[], dict]:
+    """The button's health with the LED's beside it (a dark LED is worth seeing, not an outage)."""
+    def health() -> dict:
+        return {**button_health(), "led": led.health()}
+    return health
+
+
+def led_pin(text: str) -> Optional[int]:
+    """--led as a pin number, or None; ValueError in one line."""
+    if not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--led must be a BOARD pin number (e.g. 13) or empty, not {text!r}") from None
 
 
 def _raise_fd_limit() -> None:
@@ -265,6 +308,17 @@ def _check_options() -> Optional[str]:
         return f"--store-key must be 1-100 letters, digits or . _ : -, not {options.store_key!r}"
     if options.round not in ("none",) + PERIODS:
         return f"--round must be one of none, {', '.join(PERIODS)}, not {options.round!r}"
+    if options.hold not in HOLDS:
+        return f"--hold must be one of {', '.join(HOLDS)}, not {options.hold!r}"
+    try:
+        pin = led_pin(options.led)
+        parse_buttons(options.buttons, options.pin, pin)
+    except (ValueError, ButtonError) as e:
+        return str(e)
+    if pin is not None and pin == options.pin:
+        return f"--led: pin {pin} is the main button's (--pin)"
+    if (options.buttons or options.hold != "none") and options.button in ("keyboard", "none"):
+        return f"--buttons and --hold need GPIO buttons (--button=gpio or auto), not --button={options.button}"
     return None
 
 
@@ -297,14 +351,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (StoreError, InvalidValue, StartupError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    pin = led_pin(options.led)
+    extra: List[ButtonSpec] = parse_buttons(options.buttons, options.pin, pin)
     try:
-        button = make_button(options.button, options.pin, options.pull)
+        gpio = import_gpio() if pin is not None else None  # the LED needs the library whatever --button says
+        button = make_button(options.button, options.pin, options.pull, gpio=gpio, buttons=extra,
+                             hold=HOLD_SECONDS if options.hold == "undo" else None)
     except ButtonError as e:
         store.close()
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {'--led needs GPIO: ' if pin is not None else ''}{e}", file=sys.stderr)
         return 1
+    led = Led(pin, gpio, waiting=lambda: bool(store.health().get("waiting_presses"))) if pin is not None else None
     try:
-        asyncio.run(serve(store, button, token))
+        asyncio.run(serve(store, button, token, led))
     except StartupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -13,10 +13,26 @@ delivered edge, ``wait_for_edge`` that conflicts with ``add_event_detect``, and
 where the sysfs GPIO numbers moved: ``add_event_detect`` raises
 ``RuntimeError("Failed to add edge detection")`` every time and ``wait_for_edge``
 raises ``RuntimeError("Error waiting for edge")``, while ``setup()``, ``input()`` and ``cleanup()`` still work.
+
+``FakeGPIO(flavour="lgpio")`` is rpi-lgpio, the drop-in on a Pi 5 and on Bookworm: the
+module carries ``lgpio`` (``gpio.lgpio.error``, a plain ``Exception`` as in the lgpio
+module), and where it cannot watch a pin ``add_event_detect`` raises
+``lgpio.error("GPIO busy")``, which is not a RuntimeError.
+
+Outputs: ``setup(pin, OUT, initial=...)`` and ``output(pin, level)`` as in the library (an
+output on a pin not set up as one is a RuntimeError); every level an output takes is kept
+with the fake's clock in ``outputs`` (``levels_of(pin)``), and ``cleanup()`` turns
+outputs back into inputs. ``stop_events()`` ends the event thread as a library's callback
+thread can die: edges are then never delivered, while ``input()`` still reads the pin.
 """
 import queue
 import threading
 import time
+import types
+
+
+class LgpioError(Exception):
+    """lgpio.error: what the lgpio module raises, an Exception and not a RuntimeError."""
 
 BOARD, BCM = 10, 11
 IN, OUT = 1, 0
@@ -33,9 +49,14 @@ class FakeGPIO:
     PUD_OFF, PUD_DOWN, PUD_UP = PUD_OFF, PUD_DOWN, PUD_UP
     RISING, FALLING, BOTH = RISING, FALLING, BOTH
 
-    def __init__(self, clock=time.monotonic, edge_detection=True):
+    def __init__(self, clock=time.monotonic, edge_detection=True, flavour="rpi"):
         self._clock = clock
         self.edge_detection = edge_detection
+        self.flavour = flavour
+        if flavour == "lgpio":
+            self.lgpio = types.SimpleNamespace(error=LgpioError)
+        self.outputs = []  # (time, pin, level) for every level an output pin took
+        self._events_stopped = False
         self.reads = 0
         self._lock = threading.RLock()
         self._read = threading.Condition(self._lock)
@@ -57,6 +78,22 @@ class FakeGPIO:
         with self._lock:
             self._failures[name] = [exc, times]
 
+    def stop_events(self):
+        """End the event thread, as a library's callback thread can die: no edge is delivered after."""
+        with self._lock:
+            self._events_stopped = True
+        self._events.put(None)
+
+    def levels_of(self, pin):
+        """[(time, level)] of one output pin, oldest first."""
+        with self._lock:
+            return [(t, level) for t, p, level in self.outputs if p == pin]
+
+    def wait_for_output(self, pin, count, timeout=5.0):
+        """Wait until output ``pin`` has taken ``count`` levels in all; False on timeout."""
+        with self._read:
+            return self._read.wait_for(lambda: len([1 for _t, p, _l in self.outputs if p == pin]) >= count, timeout)
+
     def wait_for_reads(self, n, timeout=2.0):
         """Wait until ``input()`` has been called ``n`` more times; False on timeout."""
         with self._read:
@@ -69,14 +106,20 @@ class FakeGPIO:
     def drive_high(self, channel):
         self._drive(channel, HIGH)
 
+    def clear_failures(self):
+        """The failures set with fail_next end now (a pin that was busy is free)."""
+        with self._lock:
+            self._failures.clear()
+
     def _maybe_fail(self, name):
         with self._lock:
             failure = self._failures.get(name)
             if failure is None:
                 return
-            failure[1] -= 1
-            if failure[1] <= 0:
-                del self._failures[name]
+            if failure[1] is not None:  # times=None: until clear_failures()
+                failure[1] -= 1
+                if failure[1] <= 0:
+                    del self._failures[name]
         raise failure[0]
 
     def _drive(self, channel, level):
@@ -97,6 +140,8 @@ class FakeGPIO:
                 return  # RPi.GPIO drops edges inside bouncetime of the last one delivered
             detect["last"] = now
             detect["pending"] = True
+            if self._events_stopped:
+                return  # the event thread is gone: the edge is never delivered
             done = threading.Event()
             self._events.put((channel, list(detect["callbacks"]), done))
         done.wait(5)
@@ -104,7 +149,10 @@ class FakeGPIO:
     def _deliver(self):
         # The module's own event thread, as in RPi.GPIO.
         while True:
-            channel, callbacks, done = self._events.get()
+            item = self._events.get()
+            if item is None:
+                return  # stop_events(): the thread dies without a word, as a library's can
+            channel, callbacks, done = item
             with self._lock:
                 detect = self._detect.get(channel)
                 if detect is not None:
@@ -138,11 +186,31 @@ class FakeGPIO:
     def setup(self, channel, direction, pull_up_down=PUD_OFF, initial=None):
         self._maybe_fail("setup")
         self._check_channel(channel)
+        if direction not in (IN, OUT):
+            raise ValueError("An invalid direction was passed to setup()")
+        if direction == OUT and pull_up_down != PUD_OFF:
+            raise ValueError("pull_up_down parameter is not valid for outputs")
         with self._lock:
             self._setup[channel] = direction
             if direction == IN:
                 self._levels[channel] = HIGH if pull_up_down == PUD_UP else LOW
+            else:
+                self._set_output(channel, LOW if initial is None else initial)
         self.calls.append(("setup", channel, direction, pull_up_down))
+
+    def _set_output(self, channel, level):
+        # With the lock held.
+        self._levels[channel] = HIGH if level else LOW
+        self.outputs.append((self._clock(), channel, self._levels[channel]))
+        self._read.notify_all()
+
+    def output(self, channel, value):
+        self._maybe_fail("output")
+        self._check_channel(channel)
+        with self._lock:
+            if self._setup.get(channel) != OUT:
+                raise RuntimeError("The GPIO channel has not been set up as an OUTPUT")
+            self._set_output(channel, value)
 
     def input(self, channel):
         self._maybe_fail("input")
@@ -162,6 +230,8 @@ class FakeGPIO:
         if edge not in (RISING, FALLING, BOTH):
             raise ValueError("The edge must be set to RISING, FALLING or BOTH")
         if not self.edge_detection:
+            if self.flavour == "lgpio":  # lgpio's own error comes through rpi-lgpio unchanged
+                raise LgpioError("GPIO busy")
             # RPi.GPIO 0.7.1 exports the pin under its old sysfs number, which kernel 6.6 refuses.
             raise RuntimeError("Failed to add edge detection")
         with self._lock:

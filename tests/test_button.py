@@ -303,11 +303,35 @@ def test_auto_prefers_working_gpio():
 
 
 def test_gpio_required_but_missing_is_an_error():
-    """--button=gpio without usable GPIO raises ButtonError with the reason."""
+    """--button=gpio where the GPIO library cannot be loaded at all raises ButtonError with the reason."""
+    with pytest.raises(ButtonError, match="RPi.GPIO is not installed"):
+        make_button("gpio")  # no RPi.GPIO on this machine
+
+
+def test_gpio_that_cannot_be_set_up_yet_is_kept_and_retried(caplog):
+    """--button=gpio where setup fails (no /dev/gpiomem yet) is no exit: logged, unhealthy, set up again once it works."""
     broken = FakeGPIO()
-    broken.fail_next("setup", RuntimeError("No access to /dev/mem"))
-    with pytest.raises(ButtonError, match="/dev/mem"):
-        make_button("gpio", gpio=broken)
+    broken.fail_next("setup", RuntimeError("No access to /dev/gpiomem"), times=None)
+    with caplog.at_level(logging.ERROR, logger="button"):
+        b = make_button("gpio", gpio=broken)
+    assert isinstance(b, GpioButton)
+    assert "No access to /dev/gpiomem" in caplog.text and "served meanwhile" in caplog.text
+    b._retry_delays = (0.01,)  # the test's patience, not the 10 s of a real start
+    presses = Presses()
+    b.start(presses)
+    try:
+        assert not b.wait_settled(0.1) or not b.health()["ok"]
+        health = b.health()
+        assert health["ok"] is False and health["alive"] and "/dev/gpiomem" in health["error"]
+        broken.clear_failures()
+        deadline = time.monotonic() + 3
+        while not b.health()["ok"] and time.monotonic() < deadline:
+            b.wait_settled(0.05)
+        assert b.health()["ok"] and b.mode == "edge"
+        broken.drive_low(11)
+        assert presses.wait_for(1)
+    finally:
+        b.stop()
 
 
 def test_unknown_kind_is_an_error():
@@ -449,8 +473,8 @@ def test_poll_separate_presses_each_count(old_gpio, poller):
     assert poller.presses.count == 3
 
 
-def test_poll_press_is_seen_within_10_ms(old_gpio):
-    """A polled press reaches on_press within 10 ms (allowing two scheduling outliers in 20)."""
+def test_poll_press_is_seen_within_20_ms(old_gpio):
+    """A polled press reaches on_press within 20 ms (allowing two scheduling outliers in 20)."""
     seen = threading.Event()
     with running(GpioButton(gpio=old_gpio), seen.set) as b:
         latencies = []
@@ -462,15 +486,15 @@ def test_poll_press_is_seen_within_10_ms(old_gpio):
             latencies.append(time.perf_counter() - t0)
             old_gpio.drive_high(11)
             assert b.wait_settled(2)
-    assert sorted(latencies)[-3] < 0.010, latencies
+    assert sorted(latencies)[-3] < 0.020, latencies
 
 
-def test_poll_reads_every_few_ms_without_spinning(old_gpio, poller):
-    """The polling thread reads the pin every 2-10 ms: fast enough for 10 ms, slow enough to cost little."""
+def test_poll_reads_every_10_ms_or_so_without_spinning(old_gpio, poller):
+    """The polling thread reads the pin every 5-15 ms: fast enough for 20 ms, slow enough to cost little."""
     t0 = time.perf_counter()
     assert old_gpio.wait_for_reads(40)
     per_read = (time.perf_counter() - t0) / 40
-    assert 0.002 <= per_read <= 0.010, per_read
+    assert 0.005 <= per_read <= 0.015, per_read
 
 
 def test_poll_pull_down_press_is_high(old_gpio):
@@ -486,7 +510,7 @@ def test_poll_log_says_polling_and_why(old_gpio, caplog):
     with caplog.at_level(logging.INFO, logger="button"):
         b = make_button("gpio", gpio=old_gpio)
     b.stop()
-    assert ("reading pin 11 by polling every 5 ms: edge detection unavailable "
+    assert ("reading pin 11 by polling every 10 ms: edge detection unavailable "
             "(Failed to add edge detection)") in caplog.text
 
 
@@ -542,10 +566,10 @@ def test_poll_stop_calls_cleanup(old_gpio):
 
 
 def test_first_read_error_is_a_button_error(old_gpio):
-    """A GPIO error on the first read in open() is a ButtonError with the reason, not a dead thread."""
+    """A GPIO error on the first read in open() is a ButtonError with the reason; auto then passes GPIO over."""
     old_gpio.fail_next("input", RuntimeError("read of pin failed"))
     with pytest.raises(ButtonError, match="read of pin failed"):
-        make_button("gpio", gpio=old_gpio)
+        GpioButton(gpio=old_gpio).open()
     old_gpio.fail_next("input", RuntimeError("read of pin failed"))
     assert isinstance(make_button("auto", gpio=old_gpio, stdin=io.StringIO()), NoButton)
 
