@@ -396,8 +396,8 @@ class GpioButton:
             inp.changes = seen
         while True:
             with self._cond:
+                wake = due if due is not None else self._clock() + self._watch_interval
                 while not self._stopping and self._edges == seen:
-                    wake = due if due is not None else self._clock() + self._watch_interval
                     remaining = wake - self._clock()
                     if remaining <= 0:
                         break
@@ -405,6 +405,7 @@ class GpioButton:
                 if self._stopping:
                     return
                 seen = self._edges
+            self._settled = False  # for wait_settled(): a read is under way
             due, unannounced = self._read_all(on_press, self._clock(), seen)
             if unannounced and not self._edge_comes(seen):
                 self._edges_dead = True

@@ -96,10 +96,14 @@ class Led:
     # --- the LED's own thread ------------------------------------------------------
     def start(self) -> None:
         """On the IOLoop: start the LED's thread and the check of waiting presses."""
-        self._thread = threading.Thread(target=self._run, name="led", daemon=True)
-        self._thread.start()
+        self.start_thread()
         self._check = PeriodicCallback(self._check_waiting, 500)
         self._check.start()
+
+    def start_thread(self) -> None:
+        """The LED's own thread alone (start() also checks the store from the IOLoop)."""
+        self._thread = threading.Thread(target=self._run, name="led", daemon=True)
+        self._thread.start()
 
     def level_at(self, now: float) -> Tuple[int, Optional[float]]:
         """The level to show at ``now`` and when it changes next (None: not until told)."""
@@ -121,10 +125,12 @@ class Led:
             with self._cond:
                 if self._stopping:
                     break
-            if not self._ready and not self._set_up():
-                with self._cond:
-                    self._cond.wait_for(lambda: self._stopping, RETRY)
-                continue
+            if not self._ready:
+                if not self._set_up():
+                    with self._cond:
+                        self._cond.wait_for(lambda: self._stopping, RETRY)
+                    continue
+                shown = 0  # set up as an output that is off
             level, until = self.level_at(self._clock())
             if level != shown:
                 if self._output(level):

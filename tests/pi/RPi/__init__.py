@@ -1,0 +1,1 @@
+"""RPi for the real server process in tests: see GPIO.py."""
