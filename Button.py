@@ -143,7 +143,7 @@ class GpioButton:
     (the thread died) still counts, and then the button polls. By polling, where edge
     detection cannot be set up (RPi.GPIO 0.7.1 on kernel 6.6 or later raises "Failed to
     add edge detection", rpi-lgpio its ``lgpio.error``): the button thread reads the pins
-    every ``poll_interval`` seconds (10 ms: a press is seen within 20 ms at a fraction of
+    every ``poll_interval`` seconds (12 ms: a press is seen within 20 ms at a fraction of
     a percent of a core). A pin that cannot be set up, now or later, is logged and set
     up again every few seconds (at most ``retry_delays[-1]``), while ``health()`` says why.
 
@@ -163,7 +163,7 @@ class GpioButton:
         bouncetime: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         retry_delays: Tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0),
-        poll_interval: float = 0.01,
+        poll_interval: float = 0.012,
         buttons: Sequence[ButtonSpec] = (),
         hold: Optional[float] = None,
         watch_interval: float = 2.0,

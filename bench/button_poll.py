@@ -1,10 +1,15 @@
 """The polling button path: idle CPU of the polling thread and press latency (fake edge -> on_press).
 
     python bench/button_poll.py [--idle 10] [--presses 200]
+    python bench/button_poll.py --before /tmp/bench-before [--repeats 3]
 
 Runs the real GpioButton against the tests' fake RPi.GPIO with edge detection failing as
 RPi.GPIO 0.7.1 does on kernel 6.6, so the button thread polls the pin. The same figures for the
 edge path (a fake whose edge detection works) are printed beside them. Prints JSON.
+
+``--before DIR`` measures this tree's Button.py and the one in DIR (a git worktree of an older
+commit), each in its own process, interleaved ``--repeats`` times, with the same fake GPIO
+(this tree's), and prints both with the medians of the idle CPU and the latency.
 """
 import argparse
 import json
@@ -16,7 +21,10 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
+if "--code" in sys.argv:  # the Button.py of another tree (--before runs this script with it)
+    sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
+sys.path.insert(1 if "--code" in sys.argv else 0, ROOT)
 
 from Button import GpioButton  # noqa: E402
 from tests.fake_gpio import FakeGPIO  # noqa: E402
@@ -82,6 +90,7 @@ def measure(edge_detection, presses, idle):
     elapsed = t1 - t0
     result = {
         "mode": button.mode,
+        "poll_ms": round(getattr(button, "_poll_interval", 0) * 1000, 3),
         "presses": presses,
         "press_latency_ms": percentiles(latencies),
         "idle_seconds": round(elapsed, 2),
@@ -94,11 +103,44 @@ def measure(edge_detection, presses, idle):
     return result
 
 
+def before_and_after(args):
+    """This tree's Button.py against the one of ``args.before``, interleaved, each in a fresh process."""
+    import subprocess
+
+    runs = {"after": [], "before": []}
+    for _ in range(args.repeats):
+        for arm, code in (("before", os.path.abspath(args.before)), ("after", ROOT)):
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--code", code,
+                                  "--presses", str(args.presses), "--idle", str(args.idle)],
+                                 check=True, capture_output=True, text=True).stdout
+            runs[arm].append(json.loads(out))
+    summary = {}
+    for arm, results in runs.items():
+        polls = [r["poll"] for r in results]
+        summary[arm] = {
+            "poll_ms": polls[0].get("poll_ms"),
+            "idle_cpu_pct_of_one_core_schedstat": [p["idle_cpu_pct_of_one_core_schedstat"] for p in polls],
+            "idle_cpu_median": statistics.median(p["idle_cpu_pct_of_one_core_schedstat"] for p in polls),
+            "press_latency_ms_median": statistics.median(p["press_latency_ms"]["median"] for p in polls),
+            "press_latency_ms_max": max(p["press_latency_ms"]["max"] for p in polls),
+            "cpu_us_per_read": [p.get("cpu_us_per_read") for p in polls],
+            "reads_per_second": [p["reads_per_second"] for p in polls],
+        }
+    print(json.dumps({"summary": summary, "runs": runs, "before": args.before,
+                      "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}, indent=2))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--presses", type=int, default=200)
     p.add_argument("--idle", type=float, default=10.0)
+    p.add_argument("--code", help="the tree whose Button.py to measure (default: this one)")
+    p.add_argument("--before", help="also measure the Button.py of this tree, interleaved")
+    p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
+    if args.before:
+        before_and_after(args)
+        return
     print(json.dumps({
         "poll": measure(False, args.presses, args.idle),
         "edge": measure(True, args.presses, args.idle),
