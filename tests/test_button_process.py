@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ROOT, TOKEN
+from tests.redis_server import redis_server  # noqa: F401 - the fixture
 
 PI = os.path.join(ROOT, "tests", "pi")
 
@@ -173,3 +174,32 @@ def test_led_without_a_gpio_library_is_an_error(db_path):
                              "--port=0", "--button=none", "--led=12"], capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode == 1
     assert "--led needs GPIO: RPi.GPIO is not installed" in result.stderr
+
+
+def test_led_blinks_slowly_while_presses_wait_for_redis(redis_server, server_factory, pi, tmp_path):  # noqa: F811
+    """Redis away: a button press waits on local disk and the LED blinks 1 s on, 1 s off; Redis back: stored, blink ends."""
+    folder, env = pi
+    server = server_factory("--button=gpio", "--led=12", "--store=" + redis_server.url, env=env)
+    drive = Drive(folder)
+    try:
+        redis_server.kill()
+        until(lambda: server.request("GET", "/healthz")[1]["store"]["ok"] is False, what="Redis seen away")
+        drive("low", 11)
+        until(lambda: server.request("GET", "/healthz")[1]["store"].get("waiting_presses") == 1,
+              what="the press waiting in the outbox")
+        drive("high", 11)
+        until(lambda: len(flashes(outputs(folder, 12)[0])) >= 2, what="two slow blinks")
+        levels = outputs(folder, 12)[0]
+        spans = flashes(levels)
+        assert all(0.8 <= s <= 1.3 for s in spans[:2]), levels
+        ons = [t for t, level in levels if level]
+        assert 1.7 <= ons[1] - ons[0] <= 2.4, levels  # one blink every 2 s
+        redis_server.start()
+        until(lambda: server.request("GET", "/api/count")[1].get("count") == 19, what="the press stored")
+        until(lambda: server.request("GET", "/healthz")[1]["store"].get("waiting_presses") == 0, what="outbox empty")
+        blinks = len(flashes(outputs(folder, 12)[0]))
+        time.sleep(2.5)  # a blink period and a bit: no more blinking, nothing to wait for but time
+        after = outputs(folder, 12)[0]
+        assert len(flashes(after)) <= blinks + 1 and after[-1][1] == 0, after
+    finally:
+        drive.close()
