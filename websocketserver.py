@@ -359,7 +359,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                              hold=HOLD_SECONDS if options.hold == "undo" else None)
     except ButtonError as e:
         store.close()
-        print(f"error: {'--led needs GPIO: ' if pin is not None else ''}{e}", file=sys.stderr)
+        needs = "--led" if pin is not None else "--buttons" if extra else ""
+        print(f"error: {needs + ' needs GPIO: ' if needs else ''}{e}", file=sys.stderr)
         return 1
     led = Led(pin, gpio, waiting=lambda: bool(store.health().get("waiting_presses"))) if pin is not None else None
     try:
