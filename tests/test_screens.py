@@ -1,0 +1,304 @@
+"""Screens you can see and steer (CONTRACT.md): the hello, the registry, its file, the API, metrics."""
+import asyncio
+import json
+import os
+
+from tornado.testing import gen_test
+from tornado.websocket import websocket_connect
+
+from tests.conftest import TOKEN as PROCESS_TOKEN
+from tests.conftest import until
+from tests.test_metrics import value
+from tests.test_server import AUTH, ServerTestCase
+from thebutton.feed import HELLOS_PER_SECOND
+from thebutton.screens import Hello, Screens, parse_hello
+
+
+def hello(screen="Lobby TV", version="v1", sound="on", width=1920, height=1080, **more):
+    body = {"screen": screen, "version": version, "sound": sound, "width": width, "height": height, **more}
+    return json.dumps({"hello": body})
+
+
+class ScreensTestCase(ServerTestCase):
+    async def named(self, name, **fields):
+        """A socket that said hello as ``name``, once the registry has it."""
+        ws = await self.ws_connect()
+        await self.read_json(ws)
+        updates = self.feed.screens.updates
+        ws.write_message(hello(name, **fields))
+        await until(lambda: self.feed.screens.updates > updates)
+        return ws
+
+    async def call(self, method, path, body=None, headers=AUTH):
+        """ServerTestCase.api for a test that runs on the IOLoop."""
+        data = None if body is None and method == "GET" else json.dumps(body if body is not None else {})
+        r = await self.http_client.fetch(self.get_url(path), method=method, body=data, headers=headers,
+                                         raise_error=False)
+        return r.code, json.loads(r.body) if r.body else None
+
+    async def listing(self):
+        code, body = await self.call("GET", "/api/screens")
+        assert code == 200, body
+        return {row["screen"]: row for row in body["screens"]}, [row["screen"] for row in body["screens"]]
+
+
+class RegistryTest(ScreensTestCase):
+    @gen_test
+    async def test_named_screens_are_listed_with_what_they_said(self):
+        """Each hello's screen is listed: address, version (current or not), sound and size."""
+        self.feed.version = "v1"
+        await self.named("Lobby TV")
+        await self.named("Kitchen", version="v0", sound="blocked", width=1280, height=720)
+        rows, _ = (await self.listing())
+        assert set(rows) == {"Lobby TV", "Kitchen"}
+        lobby, kitchen = rows["Lobby TV"], rows["Kitchen"]
+        assert lobby["connected"] is True and lobby["address"] == "127.0.0.1"
+        assert lobby["current"] is True and kitchen["current"] is False and kitchen["version"] == "v0"
+        assert kitchen["sound"] == "blocked" and (kitchen["width"], kitchen["height"]) == (1280, 720)
+        assert set(lobby) == {"screen", "address", "connected", "since", "last_seen", "version", "current",
+                              "sound", "width", "height"}
+
+    @gen_test
+    async def test_two_sockets_of_one_name_are_one_screen_until_both_close(self):
+        """Two tabs named alike are one connected screen; it is gone only when the last closes."""
+        first = await self.named("Lobby TV")
+        second = await self.named("Lobby TV", sound="off")
+        rows, order = (await self.listing())
+        assert order == ["Lobby TV"] and rows["Lobby TV"]["sound"] == "off"
+        assert self.feed.screens.counts() == {"connected": 1, "disconnected": 0}
+        first.close()
+        await until(lambda: len(self.feed.waiters) == 1)
+        assert (await self.listing())[0]["Lobby TV"]["connected"] is True
+        second.close()
+        await until(lambda: not self.feed.waiters)
+        row = (await self.listing())[0]["Lobby TV"]
+        assert row["connected"] is False and row["last_seen"] >= row["since"]
+        assert self.feed.screens.counts() == {"connected": 0, "disconnected": 1}
+
+    @gen_test
+    async def test_connected_screens_come_first(self):
+        """The list has the connected screens first, then those gone, the latest seen first."""
+        gone = await self.named("Gone TV")
+        await self.named("Here TV")
+        gone.close()
+        await until(lambda: len(self.feed.waiters) == 1)
+        assert (await self.listing())[1] == ["Here TV", "Gone TV"]
+
+    @gen_test
+    async def test_other_messages_and_bad_hellos_are_ignored(self):
+        """Anything but a valid hello changes nothing, and the socket stays open and fed."""
+        bad = ["press", '{"count": 0}', "[]", '{"hello": 1}', hello(""), hello("   "), hello("a" * 41),
+               hello("bad\u202eside"), hello(sound="loud"), hello(width=-1), hello(height=True),
+               hello(version="x y"), hello(version=""), hello(width="1920")]
+        for n, message in enumerate(bad, 1):  # a socket each: every one is read, none dropped by the rate
+            ws = await self.ws_connect()
+            await self.read_json(ws)
+            ws.write_message(message)
+            await until(lambda n=n: self.feed.messages_ignored == n)
+        assert self.feed.hellos_dropped == 0
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        assert (await self.read_json(ws))["count"] == 2
+        assert (await self.listing())[1] == [] and self.feed.screens.updates == 0
+        assert self.repository.state().count == 2
+
+    @gen_test
+    async def test_a_message_over_1_kb_closes_only_that_socket(self):
+        """A hello padded past 1 KB closes its socket (1009); a named screen beside it is unharmed."""
+        good = await self.named("Lobby TV")
+        bad = await self.ws_connect()
+        await self.read_json(bad)
+        bad.write_message(hello("Big", pad="x" * 1024))
+        assert await bad.read_message() is None
+        assert bad.close_code == 1009
+        rows, order = (await self.listing())
+        assert order == ["Lobby TV"] and rows["Lobby TV"]["connected"] is True
+        await self.http_client.fetch(self.get_url("/api/press"), method="POST", body=b"", headers=AUTH)
+        assert (await self.read_json(good))["count"] == 2
+
+    @gen_test
+    async def test_a_flood_of_hellos_is_mostly_dropped_unread(self):
+        """1,000 hellos at once: a few per second reach the registry, the rest are dropped; the server answers."""
+        ws = await self.ws_connect()
+        await self.read_json(ws)
+        start = self.io_loop.time()
+        for i in range(1000):
+            ws.write_message(hello("Flood", width=i))
+        await until(lambda: self.feed.screens.updates + self.feed.hellos_dropped == 1000)
+        seconds = self.io_loop.time() - start
+        assert 1 <= self.feed.screens.updates <= HELLOS_PER_SECOND * (int(seconds) + 2)
+        assert self.feed.hellos_dropped >= 1000 - HELLOS_PER_SECOND * (int(seconds) + 2)
+        code, body = await self.call("GET", "/api/count", headers={})
+        assert code == 200
+        assert (await self.listing())[0]["Flood"]["connected"] is True
+
+    @gen_test
+    async def test_a_screen_renamed_by_its_socket_leaves_its_old_name(self):
+        """A socket whose next hello has another name counts as that screen only."""
+        ws = await self.named("Old name")
+        updates = self.feed.screens.updates
+        ws.write_message(hello("New name"))
+        await until(lambda: self.feed.screens.updates > updates)
+        rows, order = (await self.listing())
+        assert order == ["New name", "Old name"] and rows["Old name"]["connected"] is False
+
+
+class CommandTest(ScreensTestCase):
+    @gen_test
+    async def test_reload_and_identify_reach_only_that_screens_sockets(self):
+        """reload and identify go to the named screen's sockets (both tabs), not to the others."""
+        lobby = [await self.named("Lobby TV"), await self.named("Lobby TV")]
+        kitchen = await self.named("Kitchen")
+        code, body = await self.call("POST", "/api/screens/identify", {"screen": "Lobby TV"})
+        assert (code, body) == (200, {"sent": 1})
+        for ws in lobby:
+            assert await self.read_json(ws) == {"command": "identify", "screen": "Lobby TV"}
+        code, body = await self.call("POST", "/api/screens/reload", {"screen": "*"})
+        assert (code, body) == (200, {"sent": 2})
+        for ws in [*lobby, kitchen]:
+            assert await self.read_json(ws) == {"command": "reload"}  # Kitchen's first message: no identify
+
+    @gen_test
+    async def test_identify_all_tells_each_screen_its_own_name(self):
+        a, b = await self.named("A"), await self.named("B")
+        code, body = await self.call("POST", "/api/screens/identify", {"screen": "*"})
+        assert (code, body) == (200, {"sent": 2})
+        assert (await self.read_json(a))["screen"] == "A" and (await self.read_json(b))["screen"] == "B"
+
+    @gen_test
+    async def test_unknown_or_disconnected_screens_are_404(self):
+        gone = await self.named("Gone TV")
+        gone.close()
+        await until(lambda: not self.feed.waiters)
+        for name in ("Gone TV", "Nobody"):
+            for command in ("reload", "identify"):
+                code, body = await self.call("POST", "/api/screens/" + command, {"screen": name})
+                assert code == 404 and body["error"], (name, command)
+
+    def test_bad_bodies_are_400_and_tokens_are_needed(self):
+        for body in ({}, {"screen": ""}, {"screen": 3}, {"screen": "a" * 41}, {"screen": "x", "more": 1}, [], "x"):
+            code, answer = self.api("POST", "/api/screens/reload", body)
+            assert code == 400 and answer["error"], body
+        assert self.api("GET", "/api/screens", headers={})[0] == 401
+        assert self.api("POST", "/api/screens/reload", {"screen": "*"}, headers={})[0] == 401
+        assert self.api("GET", "/api/screens", headers={"Authorization": "Bearer wrong"})[0] == 403
+        assert self.api("POST", "/api/screens/identify", {"screen": "*"}) == (200, {"sent": 0})
+
+
+class MetricsTest(ScreensTestCase):
+    @gen_test
+    async def test_connected_and_disconnected_screens_are_counted(self):
+        await self.named("A")
+        gone = await self.named("B")
+        gone.close()
+        await until(lambda: len(self.feed.waiters) == 1)
+        text = (await self.http_client.fetch(self.get_url("/metrics"))).body.decode()
+        assert value(text, "the_button_screens", state="connected") == 1
+        assert value(text, "the_button_screens", state="disconnected") == 1
+
+
+# ---- the registry on its own --------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def said(name, **fields):
+    return Hello(**{"screen": name, "version": "v1", "sound": "on", "width": 10, "height": 10, **fields})
+
+
+def test_parse_hello_takes_a_valid_one_and_ignores_extra_fields():
+    assert parse_hello(hello("  Lobby TV ", later="field")) == Hello("Lobby TV", "v1", "on", 1920, 1080)
+    assert parse_hello(b'{"hello": {}}') is None and parse_hello("{") is None
+
+
+def test_the_file_keeps_gone_screens_across_a_new_registry(tmp_path):
+    """Written by the writer thread and at close; a new registry on the file lists them as gone."""
+    path = str(tmp_path / "counter.screens.json")
+    clock = Clock()
+    screens = Screens(path, clock=clock)
+    screens.hello(said("Lobby TV"), "10.0.0.5")
+    screens.hello(said("Kitchen"), "10.0.0.6")
+    screens.gone("Kitchen")
+    screens.tick()
+    screens._pending.result(timeout=10)
+    assert json.load(open(path))["screens"] and not os.path.exists(path + ".tmp")
+    clock.now += 60
+    screens.close()
+    again = Screens(path, clock=clock)
+    rows = {row["screen"]: row for row in again.listing("v1")}
+    assert set(rows) == {"Lobby TV", "Kitchen"} and not any(row["connected"] for row in rows.values())
+    assert rows["Lobby TV"]["address"] == "10.0.0.5"
+    assert rows["Lobby TV"]["last_seen"] > rows["Kitchen"]["last_seen"]  # Lobby was there until the stop
+
+
+def test_gone_screens_are_forgotten_after_7_days():
+    clock = Clock()
+    screens = Screens(clock=clock)
+    screens.hello(said("Old"), "a")
+    screens.gone("Old")
+    clock.now += 7 * 86400 - 1
+    assert [row["screen"] for row in screens.listing("v1")] == ["Old"]
+    clock.now += 2
+    assert screens.listing("v1") == [] and screens.counts() == {"connected": 0, "disconnected": 0}
+
+
+def test_the_registry_is_bounded_and_forgets_the_longest_gone_first():
+    clock = Clock()
+    screens = Screens(clock=clock, most=3)
+    for name in ("A", "B", "C"):
+        screens.hello(said(name), "a")
+        clock.now += 1
+    screens.gone("B")
+    clock.now += 1
+    screens.gone("A")
+    assert screens.hello(said("D"), "a")  # B went first: it goes
+    assert {row["screen"] for row in screens.listing("v1")} == {"A", "C", "D"}
+    screens.hello(said("A"), "a")
+    assert not screens.hello(said("E"), "a")  # all three connected: no room, nothing forgotten
+    assert {row["screen"] for row in screens.listing("v1")} == {"A", "C", "D"}
+
+
+def test_an_unreadable_file_starts_an_empty_list(tmp_path):
+    path = tmp_path / "counter.screens.json"
+    path.write_text("{not json")
+    assert Screens(str(path)).listing("v1") == []
+
+
+# ---- the real server ----------------------------------------------------------------------
+async def say_hello(url, name):
+    """A raw socket of the real server that says hello as ``name`` and stays open until cancelled."""
+    ws = await websocket_connect(url.replace("http", "ws") + "/websocket")
+    await ws.read_message()
+    ws.write_message(hello(name))
+    return ws
+
+
+def test_gone_screens_stay_listed_across_a_restart(server_factory, db_path):
+    """A screen connected at the stop, and one gone before it, are listed as gone by the next server."""
+    server = server_factory("--button=none", "--admin-token=" + PROCESS_TOKEN)
+
+    async def visit():
+        kept = await say_hello(server.url, "Lobby TV")
+        left = await say_hello(server.url, "Kitchen")
+        left.close()
+        for _ in range(500):
+            rows = {r["screen"]: r for r in server.request("GET", "/api/screens")[1]["screens"]}
+            if set(rows) == {"Lobby TV", "Kitchen"} and not rows["Kitchen"]["connected"]:
+                break
+            await asyncio.sleep(0.02)
+        assert rows["Lobby TV"]["connected"] is True
+        return kept
+
+    kept = asyncio.run(visit())
+    assert server.stop() == 0
+    del kept
+    assert os.path.exists(os.path.splitext(db_path)[0] + ".screens.json")
+    again = server_factory("--button=none", "--admin-token=" + PROCESS_TOKEN, db=db_path)
+    code, body = again.request("GET", "/api/screens")
+    assert code == 200
+    assert {r["screen"]: r["connected"] for r in body["screens"]} == {"Lobby TV": False, "Kitchen": False}
+    text = __import__("urllib.request").request.urlopen(again.url + "/metrics", timeout=10).read().decode()
+    assert value(text, "the_button_screens", state="disconnected") == 2
