@@ -2,13 +2,18 @@
 import asyncio
 import json
 import os
+import re
+import time
 
+import pytest
+from playwright.sync_api import expect
 from tornado.testing import gen_test
 from tornado.websocket import websocket_connect
 
 from tests.conftest import TOKEN as PROCESS_TOKEN
-from tests.conftest import until
+from tests.conftest import ServerProcess, until
 from tests.test_metrics import value
+from tests.test_page import browser, launch, playwright, quiet, quietly_wait  # noqa: F401 (fixtures)
 from tests.test_server import AUTH, ServerTestCase
 from thebutton.feed import HELLOS_PER_SECOND
 from thebutton.screens import Hello, Screens, parse_hello
@@ -302,3 +307,90 @@ def test_gone_screens_stay_listed_across_a_restart(server_factory, db_path):
     assert {r["screen"]: r["connected"] for r in body["screens"]} == {"Lobby TV": False, "Kitchen": False}
     text = __import__("urllib.request").request.urlopen(again.url + "/metrics", timeout=10).read().decode()
     assert value(text, "the_button_screens", state="disconnected") == 2
+
+
+# ---- real pages in Chromium ---------------------------------------------------------------
+
+
+@pytest.fixture
+def server(db_path):
+    s = ServerProcess(db_path, "--button=none", "--goal=20", "--admin-token=" + PROCESS_TOKEN).start()
+    yield s
+    s.stop()
+
+
+def wait_for_screens(server, condition, timeout=15.0):
+    """GET /api/screens until ``condition(rows by name)`` holds: the server's view, polled to a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, body = server.request("GET", "/api/screens")
+        assert code == 200, body
+        rows = {row["screen"]: row for row in body["screens"]}
+        if condition(rows):
+            return rows
+        assert time.monotonic() < deadline, "the screens never became right: %r" % rows
+        time.sleep(0.05)  # polling the server to a deadline: no event reaches the test from it
+
+
+def page_of(browser, server, path="/", width=1280, height=800):
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.goto(server.url + path)
+    expect(page.locator("body")).to_have_attribute("data-state", "live", timeout=15000)
+    return page
+
+
+def test_a_named_page_says_hello_with_its_version_and_size(browser, server):
+    page = page_of(browser, server, "/?screen=Lobby%20TV", 1024, 600)
+    version = page.locator("body").get_attribute("data-version")
+    rows = wait_for_screens(server, lambda rows: "Lobby TV" in rows)
+    lobby = rows["Lobby TV"]
+    assert lobby["connected"] and lobby["current"] and lobby["version"] == version
+    assert (lobby["width"], lobby["height"]) == (1024, 600) and lobby["address"] == "127.0.0.1"
+    page.set_viewport_size({"width": 800, "height": 500})  # a new size is told again
+    wait_for_screens(server, lambda rows: (rows["Lobby TV"]["width"], rows["Lobby TV"]["height"]) == (800, 500))
+    page.close()
+    wait_for_screens(server, lambda rows: rows["Lobby TV"]["connected"] is False)
+
+
+def test_a_generated_name_is_kept_across_a_reload_and_a_bad_one_is_not_used(browser, server):
+    page = page_of(browser, server, "/?screen=" + "x" * 41)  # 41 characters: not a name
+    name = page.evaluate("window.theButton.screen")
+    assert re.fullmatch(r"Screen [0-9a-f]{4}", name), name
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-state", "live", timeout=15000)
+    assert page.evaluate("window.theButton.screen") == name
+    rows = wait_for_screens(server, lambda rows: name in rows and rows[name]["connected"])
+    assert list(rows) == [name]
+
+
+def test_identify_shows_the_name_and_reload_reloads_the_page(browser, server):
+    page = page_of(browser, server, "/?screen=Lobby%20TV")
+    wait_for_screens(server, lambda rows: "Lobby TV" in rows)
+    assert server.request("POST", "/api/screens/identify", {"screen": "Lobby TV"}) == (200, {"sent": 1})
+    shown = page.locator("#identify")
+    expect(shown).to_be_visible()
+    expect(shown).to_have_text("Lobby TV")
+    expect(shown).to_be_hidden(timeout=13000)  # after 10 s
+    page.evaluate("window.notReloaded = true")
+    with page.expect_navigation(timeout=15000):
+        assert server.request("POST", "/api/screens/reload", {"screen": "Lobby TV"}) == (200, {"sent": 1})
+    expect(page.locator("body")).to_have_attribute("data-state", "live", timeout=15000)
+    assert page.evaluate("window.notReloaded === undefined")
+
+
+def test_the_sound_state_is_reported_blocked_on_and_off(playwright, server):
+    """Headless Chromium blocks sound until a gesture: "blocked"; enabled: "on"; muted: "off"."""
+    b = launch(playwright)
+    try:
+        page = b.new_page()
+        cdp = page.context.new_cdp_session(page)  # read without a gesture, which would let sound start
+        page.goto(server.url + "/?screen=Quiet")
+        quietly_wait(cdp, "document.body.dataset.state === 'live'")
+        wait_for_screens(server, lambda rows: rows.get("Quiet", {}).get("sound") == "blocked")
+        assert quiet(cdp, "document.body.dataset.sound") == "blocked"
+        page.locator("#enable-sound").click()
+        wait_for_screens(server, lambda rows: rows["Quiet"]["sound"] == "on")
+        page.locator("#mute").click()
+        wait_for_screens(server, lambda rows: rows["Quiet"]["sound"] == "off")
+    finally:
+        b.close()
