@@ -12,6 +12,7 @@ from tornado.websocket import websocket_connect
 
 from tests.conftest import TOKEN as PROCESS_TOKEN
 from tests.conftest import ServerProcess, until
+from tests.test_admin_page import ARTIFACTS, Tab, signed_in
 from tests.test_metrics import value
 from tests.test_page import browser, launch, playwright, quiet, quietly_wait  # noqa: F401 (fixtures)
 from tests.test_server import AUTH, ServerTestCase
@@ -394,3 +395,43 @@ def test_the_sound_state_is_reported_blocked_on_and_off(playwright, server):
         wait_for_screens(server, lambda rows: rows["Quiet"]["sound"] == "off")
     finally:
         b.close()
+
+
+def test_the_admin_page_lists_the_screens_and_steers_them(browser, server):
+    """The Screens table: a dark TV and one without sound flagged; Identify and Reload reach the TV."""
+    lobby = page_of(browser, server, "/?screen=Lobby%20TV", 1920, 1080)
+    lobby.locator("#enable-sound").click()  # whoever set the TV up clicked once: sound on
+    dark = page_of(browser, server, "/?screen=Dark%20TV")
+    quiet_page = browser.new_context().new_page()
+    quiet_page.goto(server.url + "/?screen=Quiet%20TV")  # nobody clicked: sound blocked
+    wait_for_screens(server, lambda rows: len(rows) == 3 and rows["Lobby TV"]["sound"] == "on")
+    dark.close()
+    wait_for_screens(server, lambda rows: rows["Dark TV"]["connected"] is False)
+    for name, width, height in (("tv", 1920, 1080), ("phone", 390, 844)):
+        t = Tab(browser.new_context(viewport={"width": width, "height": height}), server)
+        page = signed_in(t)
+        rows = page.locator("#screens-rows tr")
+        expect(rows).to_have_count(3)
+        expect(rows.nth(2)).to_have_class(re.compile(r"\bdark\b"))
+        expect(rows.nth(2).locator("td.seen")).to_have_text(re.compile(r"^Last seen \d+ s ago$"))
+        expect(page.locator("#screens-rows tr[data-screen='Quiet TV']")).to_have_class(re.compile(r"\bmuted\b"))
+        expect(page.locator("#screens-rows tr[data-screen='Quiet TV'] td.sound")).to_have_text("Sound blocked")
+        lobby_row = page.locator("#screens-rows tr[data-screen='Lobby TV']")
+        expect(lobby_row).not_to_have_class(re.compile(r"\b(dark|muted|old)\b"))
+        expect(lobby_row.locator("td.seen")).to_have_text("Connected")
+        expect(lobby_row.locator("td.version")).to_have_text("Current")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        page.locator("#screens").scroll_into_view_if_needed()
+        page.screenshot(path=os.path.join(ARTIFACTS, "admin-screens-%s.png" % name), full_page=True)
+        if name == "tv":
+            lobby_row.get_by_role("button", name="Identify").click()
+            expect(lobby.locator("#identify")).to_have_text("Lobby TV")
+            expect(page.locator("#screens-done")).to_have_text("Sent to 1 screen(s).")
+            lobby.evaluate("window.notReloaded = true")
+            with lobby.expect_navigation(timeout=15000):
+                lobby_row.get_by_role("button", name="Reload").click()
+            assert lobby.evaluate("window.notReloaded === undefined")
+            expect(rows.nth(2).get_by_role("button", name="Reload")).to_be_disabled()
+        t.check_clean()
+        t.page.context.close()
