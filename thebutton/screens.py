@@ -170,6 +170,10 @@ class Screens:
             self._changed()
 
     def _make_room(self) -> bool:
+        if len(self.screens) < self.most:
+            return True
+        if len(self.sockets) >= self.most:
+            return False  # every one kept is connected: a comparison, not a walk, for each newcomer
         self._forget_old()
         if len(self.screens) < self.most:
             return True
