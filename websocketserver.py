@@ -36,6 +36,7 @@ from thebutton.metrics import Metrics
 from thebutton.pages import page_version
 from thebutton.recap import Recaps
 from thebutton.rounds import PERIODS
+from thebutton.screens import Screens
 from thebutton.store import InvalidValue, NothingToUndo, Store, StoreError
 from thebutton.validation import NIGHT_RE, STORE_KEY_RE, check_token
 from thebutton.web import Application, server_options
@@ -117,6 +118,12 @@ def open_store(goal: int) -> Store:
     return RedisStore(options.store, key=options.store_key, goal=goal, outbox_path=outbox)
 
 
+def screens_path() -> str:
+    """The screens' file (thebutton/screens.py): beside the SQLite file, or beside the Redis store's outbox."""
+    base = os.path.splitext(options.db)[0]
+    return base + (f".{options.store_key}.screens.json" if options.store else ".screens.json")
+
+
 def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop, led: Optional[Led] = None) -> Server:
     """Which parts, from the options, and the change path between them.
 
@@ -130,7 +137,7 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop, 
     feed = Feed(store.state(), title=options.title, max_connections=options.max_connections,
                 night=options.night, version=page_version(HERE, os.path.join(HERE, "static")),
                 ping_interval=options.ping_interval, ping_timeout=10.0, per_address=options.viewers_per_address,
-                leaderboard=options.leaderboard == "on")
+                leaderboard=options.leaderboard == "on", screens=Screens(screens_path()))
     changes.listen(feed.on_change)
     recaps = Recaps(store, feed, loop=loop)
     changes.listen(recaps.on_change)
@@ -144,6 +151,8 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop, 
                    hosts=HostRule(parse_hosts(options.hosts)))
     server = Server(store, button, feed, app, token)
     server.starters.append(recaps.start)
+    server.starters.append(feed.screens.start)
+    server.closers.append(feed.screens.close)  # after the feed closed its sockets: all are gone now
     if led is not None:
         server.starters.append(led.start)
         server.closers.append(led.stop)  # runs before main()'s button.stop(): LED off, then GPIO.cleanup()

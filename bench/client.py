@@ -65,6 +65,19 @@ def pong(payload):
     return struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload
 
 
+def masked_text(payload):
+    """A client's text frame (masked with a zero mask, RFC 6455 5.3), as small as a page's hello."""
+    n = len(payload)
+    head = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    return head + b"\0\0\0\0" + payload
+
+
+def hello_frame(i):
+    """The hello a countdown page sends once its socket is open: a name of its own for each viewer."""
+    return masked_text(json.dumps({"hello": {"screen": "Bench %d" % i, "version": "bench", "sound": "on",
+                                             "width": 1920, "height": 1080}}).encode())
+
+
 def serve_viewer(viewers, ep, fd, receipts, now):
     """Read what one viewer has: record each state's receipt time, answer each ping."""
     entry = viewers[fd]
@@ -89,8 +102,10 @@ def serve_viewer(viewers, ep, fd, receipts, now):
             sock.send(pong(payload))
 
 
-def open_viewers(port, n, ramp, ep, receipts):
+def open_viewers(port, n, ramp, ep, receipts, hello=False):
     """Connect n viewers, ramp at a time, into ep; return {fd: [socket, leftover bytes]} and the failures.
+
+    With ``hello`` each viewer says hello (as the countdown page does) once it has the initial state.
 
     Between batches it serves the viewers already open, so that none misses a ping while
     thousands more connect.
@@ -133,6 +148,8 @@ def open_viewers(port, n, ramp, ep, receipts):
                     if not chunk:
                         raise ConnectionError("closed before the initial state")
                     rest += chunk
+                if hello:
+                    s.sendall(hello_frame(len(viewers) + failed))
                 s.setblocking(False)
                 viewers[s.fileno()] = [s, rest]
                 ep.register(s.fileno(), select.EPOLLIN)
@@ -146,7 +163,7 @@ def main(args):
     ep = select.epoll()
     receipts = {}  # presses value -> receipt times
     t = time.perf_counter()
-    viewers, failed = open_viewers(args.port, args.n, args.ramp, ep, receipts)
+    viewers, failed = open_viewers(args.port, args.n, args.ramp, ep, receipts, args.hello)
     connect_s = time.perf_counter() - t
     stdin = sys.stdin.fileno()
     ep.register(stdin, select.EPOLLIN)
@@ -238,4 +255,6 @@ if __name__ == "__main__":
     p.add_argument("--token", default="bench")
     p.add_argument("--note", default=None, help='press with the JSON body {"note": NOTE} (default: an empty body)')
     p.add_argument("--by", default=None, help='press with "by": BY in the body (with --note too: both)')
+    p.add_argument("--hello", action="store_true", help="each viewer says hello after its initial state, "
+                   "as the countdown page does")
     main(p.parse_args())

@@ -92,12 +92,14 @@ def wait_up(port, proc, timeout=20):
     raise RuntimeError("server did not start")
 
 
-def client_command(kind, port, n, presses, spacing, method, note=None, by=None):
+def client_command(kind, port, n, presses, spacing, method, note=None, by=None, hello=False):
     flags = ["--port=%d" % port, "--n=%d" % n, "--presses=%d" % presses, "--spacing=%s" % spacing,
              "--method=" + method]
+    if hello:
+        flags.append("--hello")
     if kind == "node":
-        if note is not None:
-            raise ValueError("--note needs the Python client")
+        if note is not None or hello:
+            raise ValueError("--note and --hello need the Python client")
         return ["node", os.path.join(HERE, "client.js")] + flags
     if note is not None:
         flags.append("--note=" + note)
@@ -112,7 +114,7 @@ def raise_nofile():
 
 
 def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, ping_interval=None,
-            during_idle=None, by=None):
+            during_idle=None, by=None, hello=False):
     """One server, one client: connect n viewers, idle idle_s seconds, press; the figures as a dict.
 
     during_idle(server_pid), if given, replaces the idle sleep (it must take idle_s) and returns
@@ -126,7 +128,7 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, 
         wait_up(port, server)
         cpu0, rss0 = proc_stat(server.pid)
         client = subprocess.Popen(
-            pinned(1, client_command(client_kind, port, n, presses, spacing, method, note, by)),
+            pinned(1, client_command(client_kind, port, n, presses, spacing, method, note, by, hello)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = client.stdout.readline()
         if line.strip() != "READY":
@@ -170,6 +172,8 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, 
         result["by"] = by
     if ping_interval is not None:
         result["ping_interval"] = ping_interval
+    if hello:
+        result["hello"] = True
     return result
 
 
@@ -258,6 +262,9 @@ def main():
     p.add_argument("--note", default=None,
                    help='press with the JSON body {"note": NOTE} rather than an empty one (Python client only)')
     p.add_argument("--by", default=None, help='press with "by": BY in the JSON body (Python client only)')
+    p.add_argument("--hello", action="store_true",
+                   help="each viewer says hello (a screen of its own) once it has the state, as the countdown "
+                        "page does: the connect storm of pages naming their screens (Python client only)")
     p.add_argument("--ping-interval", type=float, default=None,
                    help="the product's --ping-interval (default: its own, 20 s); the yardsticks keep 20 s")
     p.add_argument("--before", default=None,
@@ -274,7 +281,7 @@ def main():
             for server in args.servers:  # interleaved, so drift hits every server alike
                 idle = args.idle_at_max if n == max(args.n) and len(args.n) > 1 else args.idle
                 r = run_one(server, n, args.presses, args.spacing, idle, args.client, args.note,
-                            args.ping_interval, by=args.by)
+                            args.ping_interval, by=args.by, hello=args.hello)
                 print(json.dumps(r), flush=True)
                 runs.append(r)
     rows = summarize(runs)

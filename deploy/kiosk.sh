@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Show The Button full screen on a TV whose computer may boot before the Pi:
-#   deploy/kiosk.sh http://raspberrypi.local/ [more Chromium flags...]
+#   deploy/kiosk.sh [--screen=NAME] http://raspberrypi.local/ [more Chromium flags...]
+# --screen=NAME names this TV on the admin page (it becomes ?screen=NAME on the page's URL).
 # Waits (for ever, trying again after 1, 2, 4 ... up to 10 s, saying what it waits for) until
 # <origin>/healthz answers 200, then replaces itself with Chromium in kiosk mode. So Chromium never
 # opens on its own error page; once the page runs, the page itself rides out server restarts.
@@ -8,13 +9,42 @@
 # KIOSK_PROFILE (the browser's profile directory), KIOSK_MAX_DELAY (longest wait between tries, s).
 set -euo pipefail
 
+# NAME with every byte but letters, digits and -._~ written as %XX (RFC 3986), for a URL.
+urlencode() {
+  local LC_ALL=C text=$1 out="" ch i
+  for ((i = 0; i < ${#text}; i++)); do
+    ch=${text:i:1}
+    case $ch in
+      [A-Za-z0-9._~-]) out+=$ch ;;
+      *) out+=$(printf '%%%02X' "'$ch") ;;
+    esac
+  done
+  printf '%s' "$out"
+}
+
+screen=""
+if [[ ${1:-} == --screen=* ]]; then
+  screen=${1#--screen=}
+  shift
+fi
 if [ $# -lt 1 ] || [[ ! $1 =~ ^https?://[^/]+ ]]; then
-  echo "usage: $0 http://HOST[:PORT]/ [more Chromium flags...]" >&2
+  echo "usage: $0 [--screen=NAME] http://HOST[:PORT]/ [more Chromium flags...]" >&2
   exit 2
 fi
 url=$1
 shift
 origin=${BASH_REMATCH[0]}
+if [[ ${1:-} == --screen=* ]]; then  # also taken right after the URL
+  screen=${1#--screen=}
+  shift
+fi
+if [ -n "$screen" ]; then
+  fragment=""
+  if [[ $url == *"#"* ]]; then fragment="#${url#*#}"; url=${url%%#*}; fi
+  if [[ $url =~ ^https?://[^/?]+$ ]]; then url+="/"; fi
+  if [[ $url == *"?"* ]]; then url+="&"; else url+="?"; fi
+  url+="screen=$(urlencode "$screen")$fragment"
+fi
 health=$origin/healthz
 max_delay=${KIOSK_MAX_DELAY:-10}
 

@@ -140,6 +140,7 @@
     }
     loadLatest();
     loadNames();
+    loadScreens();
     $("note").focus();
   }
 
@@ -412,6 +413,106 @@
     const sameDay = t.toDateString() === today.toDateString();
     const time = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
     return sameDay ? time : t.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+  }
+
+  // ---- the screens (GET /api/screens; Reload and Identify) ---------------------------------
+  const SCREENS_EVERY_MS = 10000; // the list is asked for again this often while signed in
+  const SCREEN_WORDS = {
+    connected: "Connected",
+    lastSeen: "Last seen {ago} ago",
+    sound: { on: "Sound on", off: "Sound off", blocked: "Sound blocked" },
+    current: "Current",
+    old: "Old",
+    reload: "Reload",
+    identify: "Identify",
+    sent: "Sent to {n} screen(s).",
+    cannotLoad: "Cannot load the screens: ",
+  };
+
+  // "2 h", "5 min", "3 d": how long ago, roughly.
+  function ago(iso) {
+    const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+    if (isNaN(s)) {
+      return iso;
+    }
+    if (s < 60) { return Math.round(s) + " s"; }
+    if (s < 3600) { return Math.round(s / 60) + " min"; }
+    if (s < 86400) { return Math.round(s / 3600) + " h"; }
+    return Math.round(s / 86400) + " d";
+  }
+
+  let screensTimer = null;
+  function loadScreens() {
+    window.clearTimeout(screensTimer);
+    if (!token) {
+      return;
+    }
+    api("GET", "/api/screens").then(function (answer) {
+      if (answer.status === 200) {
+        say("screens-error", "");
+        screensTable(answer.body.screens || []);
+        hooks.screenLoads = (hooks.screenLoads || 0) + 1;
+      } else if (!unauthorized(answer)) {
+        say("screens-error", SCREEN_WORDS.cannotLoad + errorText(answer));
+      }
+      if (token) {
+        screensTimer = window.setTimeout(loadScreens, SCREENS_EVERY_MS);
+      }
+    });
+  }
+
+  function screensTable(screens) {
+    const rows = $("screens-rows");
+    rows.textContent = "";
+    screens.forEach(function (s) {
+      const tr = document.createElement("tr");
+      tr.dataset.screen = s.screen;
+      // At a glance: a dark TV, a TV without sound, a page of an old version.
+      tr.classList.toggle("dark", !s.connected);
+      tr.classList.toggle("muted", s.sound !== "on");
+      tr.classList.toggle("old", !s.current);
+      cell(tr, "name", s.screen); // people's text: textContent only
+      cell(tr, "seen", s.connected ? SCREEN_WORDS.connected : SCREEN_WORDS.lastSeen.replace("{ago}", ago(s.last_seen)))
+        .title = s.address + " · " + s.last_seen;
+      cell(tr, "sound", SCREEN_WORDS.sound[s.sound] || s.sound);
+      cell(tr, "version", s.current ? SCREEN_WORDS.current : SCREEN_WORDS.old).title = s.version;
+      cell(tr, "size", s.width + "×" + s.height);
+      const actions = cell(tr, "actions", "");
+      ["reload", "identify"].forEach(function (command) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = command;
+        button.textContent = SCREEN_WORDS[command];
+        button.disabled = !s.connected;
+        button.addEventListener("click", function () { steer(command, s.screen, button); });
+        actions.appendChild(button);
+      });
+      rows.appendChild(tr);
+    });
+    $("screens-empty").hidden = screens.length > 0;
+  }
+
+  function cell(tr, cls, text) {
+    const td = document.createElement("td");
+    td.className = cls;
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function steer(command, screen, button) {
+    clear(["screens-error", "screens-done"]);
+    button.disabled = true;
+    api("POST", "/api/screens/" + command, { screen: screen }).then(function (answer) {
+      button.disabled = false;
+      if (answer.status === 200) {
+        say("screens-done", SCREEN_WORDS.sent.replace("{n}", String(answer.body.sent)));
+        hooks.steered = (hooks.steered || 0) + 1;
+      } else if (!unauthorized(answer)) {
+        say("screens-error", errorText(answer));
+        loadScreens();
+      }
+    });
   }
 
   // ---- the live feed (static/feed.js) -----------------------------------------------------

@@ -15,6 +15,9 @@
   const confettiEl = document.getElementById("confetti");
   const limits = JSON.parse(body.dataset.limits); // the server's: {note, title, goal, history}
   const MUTE_KEY = "the-button:muted";
+  const SCREEN_KEY = "the-button:screen"; // the generated name of this browser's screen
+  const IDENTIFY_MS = 10000; // how long the screen's name stays up after "identify"
+  const RESIZE_WAIT_MS = 500; // a new size is told once the window stops changing for this long
   const NOTE_MS = 6000; // how long a press's note stays up
   const RESUME_WAIT_MS = 1500; // a horn waits this long for suspended audio to resume
   const SHIFT_MINUTES = 4; // the layout moves a few pixels this often (screen burn-in)
@@ -154,6 +157,7 @@
     hooks.audioState = ctx ? ctx.state : "none";
     hooks.soundBlocked = !muted && (!ctx || ctx.state !== "running");
     enableButton.hidden = !hooks.soundBlocked;
+    sayHello();
   }
 
   function unlockSound() {
@@ -260,6 +264,98 @@
   }
   showSoundState();
 
+  // ---- the screen's name and its hello (CONTRACT.md, "Screens you can see and steer") --
+  // ?screen=NAME names it (the text rules of every name, as the server checks them again);
+  // else a name made once and kept in this browser, like "Screen 4f2a".
+  function validName(text) {
+    const name = (text || "").trim();
+    const length = Array.from(name).length;
+    return length >= 1 && length <= limits.name && /[^\s\u200b-\u200d\u2060\ufeff]/.test(name)
+      && !/[\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/.test(name)
+      && !/\p{M}{5,}/u.test(name) ? name : "";
+  }
+
+  function screenName() {
+    const asked = validName(new URLSearchParams(window.location.search).get("screen"));
+    if (asked) {
+      return asked;
+    }
+    let kept = "";
+    try {
+      kept = validName(window.localStorage.getItem(SCREEN_KEY));
+    } catch (e) {
+      kept = ""; // storage off: a new name for each visit
+    }
+    if (!kept) {
+      const bytes = new Uint8Array(2);
+      window.crypto.getRandomValues(bytes);
+      kept = "Screen " + Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+      try {
+        window.localStorage.setItem(SCREEN_KEY, kept);
+      } catch (e) {
+        // not kept; this page still has its name
+      }
+    }
+    return kept;
+  }
+
+  const screen = screenName();
+  hooks.screen = screen;
+  let lastHello = ""; // what the open socket was told last ("" = nothing yet)
+
+  function hello() {
+    return {
+      screen: screen,
+      version: body.dataset.version || "",
+      sound: muted ? "off" : (hooks.soundBlocked ? "blocked" : "on"),
+      width: Math.round(window.innerWidth),
+      height: Math.round(window.innerHeight),
+    };
+  }
+
+  // Tell the server who this is, when the socket is new or something it was told changed.
+  function sayHello() {
+    const feed = hooks.feed;
+    if (!feed) {
+      return; // not connected yet (the sound's first state): the first open says hello
+    }
+    const text = JSON.stringify(hello());
+    if (text === lastHello) {
+      return;
+    }
+    if (feed.send({ hello: hello() })) {
+      lastHello = text;
+      hooks.hellos = (hooks.hellos || 0) + 1;
+    }
+  }
+
+  let resizeTimer = null;
+  window.addEventListener("resize", function () {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(sayHello, RESIZE_WAIT_MS);
+  });
+
+  // "identify": the screen's name big over the page for a few seconds (people's text: textContent).
+  const identifyEl = document.getElementById("identify");
+  let identifyTimer = null;
+  function identify() {
+    identifyEl.textContent = screen;
+    identifyEl.hidden = false;
+    hooks.identified = (hooks.identified || 0) + 1;
+    window.clearTimeout(identifyTimer);
+    identifyTimer = window.setTimeout(function () {
+      identifyEl.hidden = true;
+    }, IDENTIFY_MS);
+  }
+
+  function onMessage(msg) {
+    if (msg.command === "reload") {
+      hooks.feed.reload(); // once the server answers with the page, as for a new version
+    } else if (msg.command === "identify") {
+      identify();
+    }
+  }
+
   // ---- the live feed (static/feed.js) ------------------------------------------------
   // Only a press sounds the horn; the state on (re)connect, an undo or a set do not.
   // The round's top 3 under the count, once a press of the round has a name (the server
@@ -335,5 +431,13 @@
   render({ count: count, goal: goal }, false);
   tvCare();
   window.setInterval(tvCare, 30000);
-  hooks.feed = window.ButtonFeed.connect({ onState: onState, onBeat: tvCare });
+  hooks.feed = window.ButtonFeed.connect({
+    onState: onState,
+    onBeat: tvCare,
+    onMessage: onMessage,
+    onOpen: function () {
+      lastHello = ""; // a new socket knows nothing yet
+      sayHello();
+    },
+  });
 })();

@@ -9,7 +9,10 @@
 // - retries wait a doubling delay with jitter, which starts over only once a connection has
 //   proved itself (a state, then a few healthy seconds), not on every open;
 // - a state whose "version" is not the page's (data-version) reloads the page, but only once
-//   the server answers for it, so that a TV never ends on the browser's error page.
+//   the server answers for it, so that a TV never ends on the browser's error page; the
+//   server's {"command": "reload"} reloads the same careful way (feed.reload());
+// - a page may tell the server about itself (feed.send: the countdown page's hello); the
+//   feed itself sends nothing.
 // It also shows the connection where every page has it: body[data-state], body[data-live]
 // and #status-text. Besides the feed, one thing /admin and /history both draw: a row of the
 // latest presses (pressRow).
@@ -39,7 +42,8 @@
   }
 
   // options: onState(state) for each message with a count and a goal; onBeat() for each
-  // heartbeat; onMessage(msg) for any other JSON object; onStatus(state, retryMs) after the
+  // heartbeat; onMessage(msg) for any other JSON object; onOpen() after each socket opens
+  // (the first and every reconnect); onStatus(state, retryMs) after the
   // connection's state changes ("live", "offline"); words: {notLive: ...} to override the
   // status texts. Returns the feed: its counters are what tests (and the curious) read.
   function connect(options) {
@@ -51,7 +55,7 @@
     const feed = {
       state: "connecting", live: true, beat: seconds(body.dataset.beat, 20),
       attempts: 0, connects: 0, messages: 0, beats: 0, gaveUp: 0, silences: 0, healthy: 0,
-      retries: [], versionChecks: 0,
+      retries: [], versionChecks: 0, sent: 0,
     };
 
     let socket = null; // the current WebSocket, opening or open
@@ -100,6 +104,9 @@
         feed.connects += 1;
         show("live");
         heard(ws);
+        if (opts.onOpen) {
+          opts.onOpen();
+        }
       };
       ws.onmessage = function (event) {
         heard(ws);
@@ -212,8 +219,10 @@
     let versionTimer = null;
     let checking = false;
 
+    let reloadAsked = false; // the server said {"command": "reload"}
+
     function newVersion() {
-      if (checking || versionTimer || newestVersion === pageVersion) {
+      if (checking || versionTimer || (newestVersion === pageVersion && !reloadAsked)) {
         return; // a check is under way, or the server went back to this page's version
       }
       checking = true;
@@ -245,6 +254,22 @@
         reconnectNow();
       }
     });
+
+    // Reload as for a new version: once the server answers with our page.
+    feed.reload = function () {
+      reloadAsked = true;
+      newVersion();
+    };
+
+    // Send a JSON message on the open socket; false when there is none (it goes on the next open).
+    feed.send = function (msg) {
+      if (!socket || socket.readyState !== WebSocket.OPEN) {
+        return false;
+      }
+      socket.send(JSON.stringify(msg));
+      feed.sent += 1;
+      return true;
+    };
 
     show("connecting");
     open();

@@ -235,10 +235,10 @@ def kiosk(tmp_path):
     record = tmp_path / "browser-args"
     procs = []
 
-    def start(url, **env):
+    def start(url, before=(), after=(), **env):
         env = dict(os.environ, KIOSK_BROWSER=str(stub), KIOSK_TEST_RECORD=str(record),
                    KIOSK_PROFILE=str(tmp_path / "profile"), HOME=str(tmp_path), **env)
-        proc = subprocess.Popen(["bash", KIOSK, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(["bash", KIOSK, *before, url, *after], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=env, cwd="/")
         procs.append(proc)
         return proc, LineReader(proc.stdout)
@@ -327,6 +327,25 @@ def test_kiosk_clears_the_crash_mark_a_power_cut_leaves(kiosk, server_factory):
     proc, output = kiosk(server.url + "/")
     assert proc.wait(timeout=30) == 0
     assert prefs.read_text() == '{"profile":{"exit_type":"Normal","exited_cleanly":true,"name":"TV"}}'
+
+
+def test_kiosk_puts_the_screen_name_into_the_url(kiosk, server_factory):
+    """--screen=NAME (before or after the URL) becomes ?screen=NAME, URL-encoded, beside any query already there."""
+    import urllib.parse
+
+    server = server_factory("--button=none")
+    name = "Lobby TV & Café/2"
+    cases = [(server.url, ["--screen=" + name], [], server.url + "/?screen=Lobby%20TV%20%26%20Caf%C3%A9%2F2"),
+             (server.url + "/?x=1#top", [], ["--screen=" + name, "--start-maximized"],
+              server.url + "/?x=1&screen=Lobby%20TV%20%26%20Caf%C3%A9%2F2#top")]
+    for url, before, after, expected in cases:
+        proc, output = kiosk(url, before=before, after=after)
+        assert proc.wait(timeout=30) == 0, output.rest()
+        args = kiosk.record.read_text().splitlines()
+        assert args[-1] == expected
+        assert "--screen=" + name not in args  # the launcher's own option, not the browser's
+        assert urllib.parse.parse_qs(urllib.parse.urlsplit(args[-1]).query)["screen"] == [name]
+    assert "--start-maximized" in args
 
 
 def test_kiosk_without_a_url_prints_usage():

@@ -17,7 +17,8 @@ from tornado.ioloop import IOLoop
 
 from thebutton.feed import Feed
 from thebutton.hosts import client_key
-from thebutton.store import State, Store
+from thebutton.store import InvalidValue, State, Store
+from thebutton.validation import check_name
 from thebutton.web import ApiError, JsonHandler, error_of
 
 log = logging.getLogger("button.api")
@@ -159,6 +160,37 @@ class AuthHandler(StateHandler):
     def post(self) -> None:
         self.json_body(empty_ok=True)
         self.send_json({"ok": True})
+
+
+class ScreensHandler(StateHandler):
+    """GET /api/screens: the screens this server has seen (thebutton/screens.py); bearer, like the writes."""
+
+    def check_access(self) -> None:
+        self.authorize()  # where the TVs are and what they run is for the people who run it
+
+    def get(self) -> None:
+        self.send_json({"screens": self.feed.screens.listing(self.feed.version)})
+
+
+class ScreenCommandHandler(StateHandler):
+    """POST /api/screens/reload and /identify {"screen": NAME or "*"}: sent to that screen's pages."""
+
+    def initialize(self, command: str, **api: Any) -> None:  # type: ignore[override]
+        super().initialize(**api)
+        self.command = command
+
+    def post(self) -> None:
+        body = self.json_body()
+        unknown_fields(body, ("screen",))
+        screen = body.get("screen")
+        if screen != "*":
+            try:
+                screen = check_name(screen, "screen")
+            except InvalidValue as e:
+                raise ApiError(400, f'{e} (or "*" for every screen)') from None
+            if not self.feed.screens.connected(screen):
+                raise ApiError(404, "no screen of that name is connected to this server")
+        self.send_json({"sent": self.feed.command(screen, self.command)})
 
 
 class HealthHandler(JsonHandler):

@@ -9,7 +9,16 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, Optional
 
-from thebutton.api import AuthHandler, CountHandler, HealthHandler, PressHandler, Throttle, UndoHandler
+from thebutton.api import (
+    AuthHandler,
+    CountHandler,
+    HealthHandler,
+    PressHandler,
+    ScreenCommandHandler,
+    ScreensHandler,
+    Throttle,
+    UndoHandler,
+)
 from thebutton.feed import MAX_CLIENT_MESSAGE, Feed, FeedSocket
 from thebutton.history import Exports, HistoryCsvHandler, HistoryHandler, LeaderboardHandler, RoundsHandler
 from thebutton.hosts import HostRule
@@ -51,6 +60,9 @@ def make_app(
             (r"/api/press", PressHandler, api),
             (r"/api/undo", UndoHandler, api),
             (r"/api/auth", AuthHandler, api),
+            (r"/api/screens", ScreensHandler, api),
+            (r"/api/screens/reload", ScreenCommandHandler, dict(api, command="reload")),
+            (r"/api/screens/identify", ScreenCommandHandler, dict(api, command="identify")),
             (r"/healthz", HealthHandler, dict(feed=feed, health=health, store=store)),
             (r"/metrics", MetricsHandler, dict(metrics=metrics)),
             (r"/api/history", HistoryHandler, dict(store=store)),

@@ -35,6 +35,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
 from thebutton.hosts import HostRule, client_key
+from thebutton.screens import Screens, parse_hello
 from thebutton.store import Change, State
 from thebutton.web import ApiError, ErrorShape
 
@@ -43,6 +44,7 @@ log = logging.getLogger("button.feed")
 MAX_CLIENT_MESSAGE = 1024  # bytes; the feed is read-only, a bigger frame closes that socket
 MAX_BUFFERED = 64 * 1024  # bytes a reader may leave unread (beyond the kernel's) before it is dropped
 PING_SLOTS = 20  # a ping interval is this many ticks, each pinging one slot of the sockets
+HELLOS_PER_SECOND = 4  # hellos of one socket taken in per second; the rest are dropped unread
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -74,7 +76,10 @@ class Feed:
     def __init__(self, state: State, title: Optional[str] = None, max_connections: int = 1000,
                  max_buffered: int = MAX_BUFFERED, night: str = "", version: str = "",
                  ping_interval: float = 0.0, ping_timeout: float = 10.0, per_address: int = 0,
-                 leaderboard: bool = True) -> None:
+                 leaderboard: bool = True, screens: Optional[Screens] = None) -> None:
+        self.screens = screens if screens is not None else Screens()  # who said hello (thebutton/screens.py)
+        self.hellos_dropped = 0  # hellos past a socket's HELLOS_PER_SECOND
+        self.messages_ignored = 0  # other messages, and hellos that were not valid
         self.leaderboard = leaderboard  # the round's top 3 go with every message (--leaderboard=off: never)
         self.recap: Optional[Dict[str, Any]] = None  # the round's recap while the goal stands (thebutton/recap.py)
         self.waiters: Set[FeedSocket] = set()
@@ -162,6 +167,9 @@ class Feed:
     def remove(self, waiter: FeedSocket) -> None:
         """The one way a viewer leaves the feed (closed, dropped, gone, or its handshake refused); twice is fine."""
         self.waiters.discard(waiter)
+        if waiter.screen:
+            self.screens.gone(waiter.screen)
+            waiter.screen = ""
         if waiter.held:
             waiter.held = False
             left = self.of_address.get(waiter.client, 1) - 1
@@ -169,6 +177,51 @@ class Feed:
                 self.of_address[waiter.client] = left
             else:
                 self.of_address.pop(waiter.client, None)
+
+    def heard(self, waiter: FeedSocket, message: Any) -> None:
+        """A message from a page: a hello goes to the registry; anything else is ignored.
+
+        A socket's hellos past HELLOS_PER_SECOND in one second are dropped before they are
+        read, so that a flood costs a comparison each.
+        """
+        now = IOLoop.current().time()
+        if now - waiter.hello_window >= 1.0:
+            waiter.hello_window = now
+            waiter.hellos = 0
+        waiter.hellos += 1
+        if waiter.hellos > HELLOS_PER_SECOND:
+            self.hellos_dropped += 1
+            return
+        if waiter not in self.waiters:
+            return  # dropped already: its last words do not count
+        hello = parse_hello(message)
+        if hello is None:
+            self.messages_ignored += 1
+            if not waiter.said_bad:
+                waiter.said_bad = True  # once a socket; never what it sent
+                log.info("ignored a message that is not a valid hello (%s)", waiter.request.remote_ip)
+            return
+        before = waiter.screen or None
+        if self.screens.hello(hello, waiter.request.remote_ip or "?", before):
+            waiter.screen = hello.screen
+        elif before is not None:
+            waiter.screen = ""  # not listed: it no longer counts as the screen it was
+
+    def command(self, screen: str, command: str) -> int:
+        """Send {"command": ...} to the sockets of ``screen`` ("*": of every screen); how many screens got it.
+
+        identify carries the screen's name, which each page shows big.
+        """
+        names = set()
+        for waiter in list(self.waiters):
+            name = waiter.screen
+            if name and (screen == "*" or name == screen):
+                body: Dict[str, Any] = {"command": command}
+                if command == "identify":
+                    body["screen"] = name
+                waiter.send_frame(text_frame(json.dumps(body).encode()))
+                names.add(name)
+        return len(names)
 
     def set_recap(self, recap: Optional[Dict[str, Any]]) -> None:
         """The round's recap (None: none); a new one goes to every page at once."""
@@ -260,7 +313,7 @@ def handshake_refusal(request: HTTPServerRequest) -> Optional[ApiError]:
 
 @tornado.web.stream_request_body  # prepare answers before any body is read: no bare 400 past Tornado's limit
 class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
-    """One viewer of the live feed. Read-only: what a client sends is ignored.
+    """One viewer of the live feed. Read-only: what a client sends is ignored, but a page's hello.
 
     ErrorShape's write_error answers a refused handshake like the API, so a client can read why.
     """
@@ -271,6 +324,10 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
 
     client = ""  # whose socket it is (thebutton.hosts.client_key of the address)
     held = False  # counted in feed.of_address (Feed.hold) until Feed.remove
+    screen = ""  # the name its last hello gave, while it counts as that screen (Feed.heard)
+    hello_window = -2.0  # when the current second of hellos began (IOLoop time)
+    hellos = 0  # messages in that second
+    said_bad = False  # whether the log said it sent something that is not a hello
 
     def initialize(self, feed: Feed, hosts: Optional[HostRule] = None) -> None:
         self.feed = feed
@@ -380,7 +437,9 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
         self.pong_due = 0.0
 
     def on_message(self, message: Any) -> None:
-        pass
+        # Tornado closes a socket whose message passes websocket_max_message_size (1009)
+        # before this is called: only a small message gets here.
+        self.feed.heard(self, message)
 
     def on_finish(self) -> None:
         # The handshake's answer is out: one refused after hold (by Tornado's own checks)

@@ -7,6 +7,7 @@ histogram are fed by ``on_change``, a listener on the change path (IOLoop thread
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -34,10 +35,17 @@ class Metrics:
             lambda: len(self.feed.waiters))
         Gauge("the_button_button_up", "1 when the press source (GPIO, keyboard) works, else 0",
               registry=r).set_function(self.button_up)
+        screens = Gauge("the_button_screens", "Screens this server lists: connected now, or gone in the last 7 days",
+                        ["state"], registry=r)
+        for state in ("connected", "disconnected"):
+            screens.labels(state=state).set_function(functools.partial(self.screens, state))
         self.presses = Counter("the_button_presses", "Presses stored through this server since it started",
                                ["source"], registry=r)
         self.store_seconds = Histogram("the_button_store_seconds", "Seconds a write took to commit",
                                        buckets=STORE_BUCKETS, registry=r)
+
+    def screens(self, state: str) -> float:
+        return float(self.feed.screens.counts()[state])
 
     def button_up(self) -> float:
         try:
