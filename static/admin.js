@@ -11,6 +11,8 @@
   const $ = function (id) { return document.getElementById(id); };
   const LATEST = 20; // presses in the table
   const limits = JSON.parse(body.dataset.limits || "{}"); // the server's (thebutton/validation.py)
+  const t = window.ButtonFeed.t; // the page's words (static/feed.js)
+  const tn = window.ButtonFeed.tn;
 
   // Characters as the server counts them: code points, so that an emoji is one, not two
   // (an input's maxlength counts UTF-16 units and would allow only half as many emoji).
@@ -67,7 +69,7 @@
         return { status: res.status, body: json || {}, retryAfter: res.headers.get("Retry-After") };
       });
     }, function () {
-      return { status: 0, body: { error: "no answer from the server: is it running?" } };
+      return { status: 0, body: { error: t("admin.no_answer") } };
     });
   }
 
@@ -76,7 +78,8 @@
     if (answer.status === 0) {
       return words;
     }
-    return words ? capital(words) : "The server answered " + answer.status + ".";
+    // The server's own words (the API speaks English), else ours in the page's language.
+    return words ? capital(words) : t("admin.server_answered", { status: String(answer.status) });
   }
 
   function capital(text) {
@@ -89,7 +92,7 @@
       return false;
     }
     signOut();
-    say("token-error", "Signed out: " + errorText(answer));
+    say("token-error", t("admin.signed_out", { reason: errorText(answer) }));
     return true;
   }
 
@@ -102,7 +105,7 @@
     tokenInput.value = ""; // out of the field at once: the variable below is its only home
     clear(["token-error"]);
     if (!given) {
-      say("token-error", "Enter the admin token.");
+      say("token-error", t("admin.enter_token"));
       tokenInput.focus();
       return;
     }
@@ -116,10 +119,10 @@
       }
       token = null;
       if (answer.status === 403 && /wrong token/i.test(answer.body.error || "")) {
-        say("token-error", "Wrong token: check it and try again.");
+        say("token-error", t("admin.wrong_token"));
       } else if (answer.status === 429) {
-        say("token-error", "Too many wrong tokens: wait " + (answer.retryAfter || "a minute") +
-            " s and try again.");
+        const wait = Number(answer.retryAfter);
+        say("token-error", answer.retryAfter && isFinite(wait) ? t("admin.too_many", { s: wait }) : t("admin.too_many_minute"));
       } else {
         say("token-error", errorText(answer));
       }
@@ -197,11 +200,11 @@
     const note = noteInput.value.trim();
     const by = whoInput.value.trim();
     if (tooLong(note, limits.note)) {
-      say("note-error", "A note is at most " + limits.note + " characters.");
+      say("note-error", t("admin.note_too_long", { n: limits.note }));
       return;
     }
     if (tooLong(by, limits.name)) {
-      say("who-error", "A name is at most " + limits.name + " characters.");
+      say("who-error", t("admin.name_too_long", { n: limits.name }));
       return;
     }
     const body = {};
@@ -219,7 +222,8 @@
         noteInput.value = ""; // a note goes with one press only; the name stays for the next
         window.sessionStorage.setItem(WHO_KEY, by); // remembered for this tab
         show(answer.body);
-        done("press-done", (by ? by + ": " : "") + (note ? "Pressed: “" + note + "”" : "Pressed."));
+        const pressed = note ? t("admin.pressed_note", { note: note }) : t("admin.pressed");
+        done("press-done", by ? t("admin.by", { by: by, text: pressed }) : pressed);
       } else if (!unauthorized(answer)) {
         // A bad note or name is that field's fault; anything else (503, 429, ...) belongs to the button.
         const words = errorText(answer);
@@ -241,9 +245,9 @@
       button.disabled = false;
       if (answer.status === 200) {
         show(answer.body);
-        done("press-done", "Undone.");
+        done("press-done", t("admin.undone"));
       } else if (!unauthorized(answer)) {
-        say("undo-error", answer.status === 409 ? "Nothing to undo: " + errorText(answer) : errorText(answer));
+        say("undo-error", answer.status === 409 ? t("admin.nothing_to_undo", { reason: errorText(answer) }) : errorText(answer));
       }
     });
   });
@@ -284,7 +288,7 @@
       }
       const raw = fields[name].value.trim();
       if (!/^-?\d+$/.test(raw)) {
-        say("set-" + name + "-error", capital(name) + " must be a whole number.");
+        say("set-" + name + "-error", t(name === "count" ? "admin.count_whole" : "admin.goal_whole"));
         bad = true;
         return;
       }
@@ -293,7 +297,7 @@
     if (dirty.has("title")) {
       change.title = fields.title.value.trim();
       if (tooLong(change.title, limits.title)) {
-        say("set-title-error", "A title is at most " + limits.title + " characters.");
+        say("set-title-error", t("admin.title_too_long", { n: limits.title }));
         bad = true;
       }
     }
@@ -301,7 +305,7 @@
       return;
     }
     if (Object.keys(change).length === 0) {
-      say("save-error", "Nothing changed: edit the count, the goal or the title first.");
+      say("save-error", t("admin.nothing_changed"));
       return;
     }
     const button = $("save");
@@ -311,7 +315,7 @@
       if (answer.status === 200) {
         show(answer.body);
         fill(answer.body, true);
-        done("save-done", "Saved.");
+        done("save-done", t("admin.saved"));
       } else if (!unauthorized(answer)) {
         say(blame(answer, change), errorText(answer));
       }
@@ -347,11 +351,11 @@
     $("goal").textContent = String(current.goal);
     if (typeof current.title === "string") {
       $("state-title").textContent = current.title;
-      $("heading").textContent = current.title;
-      document.title = "Admin · " + current.title;
+      $("heading").textContent = window.ButtonFeed.heading(current);
+      document.title = t("admin.heading") + " · " + window.ButtonFeed.heading(current);
     }
     $("presses").textContent = typeof current.presses === "number"
-      ? current.presses + (current.presses === 1 ? " press" : " presses") + " in all" : "";
+      ? tn("admin.presses_in_all", current.presses) : "";
     const share = current.goal > 0 ? (current.goal - current.count) / current.goal : 0;
     $("meter").style.width = (100 * Math.max(0, Math.min(1, share))).toFixed(1) + "%";
     body.classList.toggle("goal-reached", current.count === 0);
@@ -374,7 +378,7 @@
       .then(function (res) {
         return res.json().then(function (json) {
           if (!res.ok) {
-            throw new Error((json && json.error) || "the server answered " + res.status);
+            throw new Error((json && json.error) || t("page.server_answered", { status: String(res.status) }));
           }
           return json;
         });
@@ -384,7 +388,7 @@
         table(json.presses || []);
         hooks.loads += 1;
       }, function (e) {
-        say("latest-error", "Cannot load the latest presses: " + e.message);
+        say("latest-error", t("admin.cannot_load", { reason: e.message }));
       })
       .then(function () {
         loading = false;
@@ -405,14 +409,14 @@
   }
 
   function when(iso) {
-    const t = new Date(iso);
-    if (isNaN(t.getTime())) {
+    const at = new Date(iso);
+    if (isNaN(at.getTime())) {
       return iso;
     }
     const today = new Date();
-    const sameDay = t.toDateString() === today.toDateString();
-    const time = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-    return sameDay ? time : t.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+    const sameDay = at.toDateString() === today.toDateString();
+    const time = at.toLocaleTimeString(window.ButtonFeed.lang, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return sameDay ? time : at.toLocaleDateString(window.ButtonFeed.lang, { month: "short", day: "numeric" }) + " " + time;
   }
 
   // ---- the screens (GET /api/screens; Reload and Identify) ---------------------------------
