@@ -421,28 +421,19 @@
 
   // ---- the screens (GET /api/screens; Reload and Identify) ---------------------------------
   const SCREENS_EVERY_MS = 10000; // the list is asked for again this often while signed in
-  const SCREEN_WORDS = {
-    connected: "Connected",
-    lastSeen: "Last seen {ago} ago",
-    sound: { on: "Sound on", off: "Sound off", blocked: "Sound blocked" },
-    current: "Current",
-    old: "Old",
-    reload: "Reload",
-    identify: "Identify",
-    sent: "Sent to {n} screen(s).",
-    cannotLoad: "Cannot load the screens: ",
-  };
+  const SOUND_WORDS = { on: "admin.sound_on", off: "admin.sound_off", blocked: "admin.sound_blocked" };
 
-  // "2 h", "5 min", "3 d": how long ago, roughly.
+  // How long ago, roughly, in the page's language ("2 hours ago", "vor 2 Stunden").
+  const relative = typeof Intl.RelativeTimeFormat === "function"
+    ? new Intl.RelativeTimeFormat(window.ButtonFeed.lang, { numeric: "always" }) : null;
   function ago(iso) {
     const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
     if (isNaN(s)) {
       return iso;
     }
-    if (s < 60) { return Math.round(s) + " s"; }
-    if (s < 3600) { return Math.round(s / 60) + " min"; }
-    if (s < 86400) { return Math.round(s / 3600) + " h"; }
-    return Math.round(s / 86400) + " d";
+    const unit = s < 60 ? ["second", 1] : s < 3600 ? ["minute", 60] : s < 86400 ? ["hour", 3600] : ["day", 86400];
+    const n = Math.round(s / unit[1]);
+    return relative ? relative.format(-n, unit[0]) : window.ButtonFeed.number(n) + " " + unit[0] + "(s)";
   }
 
   let screensTimer = null;
@@ -457,7 +448,7 @@
         screensTable(answer.body.screens || []);
         hooks.screenLoads = (hooks.screenLoads || 0) + 1;
       } else if (!unauthorized(answer)) {
-        say("screens-error", SCREEN_WORDS.cannotLoad + errorText(answer));
+        say("screens-error", t("admin.cannot_load_screens", { reason: errorText(answer) }));
       }
       if (token) {
         screensTimer = window.setTimeout(loadScreens, SCREENS_EVERY_MS);
@@ -476,17 +467,17 @@
       tr.classList.toggle("muted", s.sound !== "on");
       tr.classList.toggle("old", !s.current);
       cell(tr, "name", s.screen); // people's text: textContent only
-      cell(tr, "seen", s.connected ? SCREEN_WORDS.connected : SCREEN_WORDS.lastSeen.replace("{ago}", ago(s.last_seen)))
+      cell(tr, "seen", s.connected ? t("admin.connected") : t("admin.last_seen", { ago: ago(s.last_seen) }))
         .title = s.address + " · " + s.last_seen;
-      cell(tr, "sound", SCREEN_WORDS.sound[s.sound] || s.sound);
-      cell(tr, "version", s.current ? SCREEN_WORDS.current : SCREEN_WORDS.old).title = s.version;
-      cell(tr, "size", s.width + "×" + s.height);
+      cell(tr, "sound", SOUND_WORDS[s.sound] ? t(SOUND_WORDS[s.sound]) : s.sound);
+      cell(tr, "version", s.current ? t("admin.current") : t("admin.old")).title = s.version;
+      cell(tr, "size", s.width + "×" + s.height); // pixels, no digit groups
       const actions = cell(tr, "actions", "");
       ["reload", "identify"].forEach(function (command) {
         const button = document.createElement("button");
         button.type = "button";
         button.className = command;
-        button.textContent = SCREEN_WORDS[command];
+        button.textContent = t(command === "reload" ? "admin.reload" : "admin.identify");
         button.disabled = !s.connected;
         button.addEventListener("click", function () { steer(command, s.screen, button); });
         actions.appendChild(button);
@@ -510,7 +501,7 @@
     api("POST", "/api/screens/" + command, { screen: screen }).then(function (answer) {
       button.disabled = false;
       if (answer.status === 200) {
-        say("screens-done", SCREEN_WORDS.sent.replace("{n}", String(answer.body.sent)));
+        say("screens-done", tn("admin.sent", answer.body.sent));
         hooks.steered = (hooks.steered || 0) + 1;
       } else if (!unauthorized(answer)) {
         say("screens-error", errorText(answer));

@@ -20,6 +20,9 @@ CHOICES = ("auto",) + LANGUAGES
 DEFAULT = "en"
 CATALOGUES = os.path.join(os.path.dirname(__file__), "i18n")
 
+# The keys each page's scripts get besides page.* and feed.* (the countdown page stays light).
+PAGE_WORDS = {"default.html": ("countdown.",), "admin.html": ("admin.",), "history.html": ("history.",)}
+
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # A language range of Accept-Language and its weight: "de-CH", "de;q=0.9", "*;q=0.1".
 RANGE = re.compile(r"^\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q\s*=\s*([0-9.]+)\s*)?$")
@@ -45,9 +48,10 @@ class Words:
         text = self.words[key]
         return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
 
-    def client(self) -> Dict[str, str]:
-        """The words the pages' scripts use: all but the webhooks' sentences."""
-        return {key: text for key, text in self.words.items() if not key.startswith("webhook.")}
+    def client(self, template: str) -> Dict[str, str]:
+        """The words one page's scripts use: the shared ones (page., feed.) and that page's own."""
+        prefixes = ("page.", "feed.") + PAGE_WORDS.get(template, ())
+        return {key: text for key, text in self.words.items() if key.startswith(prefixes)}
 
 
 def accepted(header: Optional[str]) -> List[Tuple[str, float]]:

@@ -73,7 +73,7 @@ class PageHandler(SecurityHeaders, BaseHandler):
         # a title someone set is theirs and stays as it is.
         title = self.feed.heading() if state.title or self.feed.title else t("page.default_title", goal=state.goal)
         return {"title": title, "limits": limits, "limits_json": json.dumps(limits), "t": t, "lang": t.code,
-                "words_json": json.dumps(t.client(), ensure_ascii=False), "t_html": html_words(t)}
+                "words_json": json.dumps(t.client(self.template), ensure_ascii=False), "t_html": html_words(t)}
 
     def get(self) -> None:
         self.set_header("Cache-Control", "no-cache")
