@@ -70,7 +70,8 @@ def sentence(change: Change) -> str:
         else:
             text = f"{state.count} left of {state.goal}"
         text = f"{change.note}! {text}" if change.note else text
-        return f"{change.by}: {text}" if change.by else text
+        who = change.by or change.device  # a device's press without a name says which device
+        return f"{who}: {text}" if who else text
     if change.event == "undo":
         return f"Undo: {state.count} left of {state.goal}"
     if change.event == "round":
@@ -93,6 +94,7 @@ def payload(change: Change) -> bytes:
         "presses": state.presses,
         "note": change.note,
         "by": change.by,
+        "device": change.device,
         "text": slack_escape(sentence(change)),
     }).encode()
 
