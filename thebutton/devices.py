@@ -153,9 +153,10 @@ class HookHandler(StateHandler):
     def body_fields(self) -> Dict[str, Any]:
         """A button's body: none, a JSON object, or a form (Zapier's default payload type)."""
         kind = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if kind == "application/x-www-form-urlencoded":
-            raw = b"".join(self.chunks).decode("utf-8", "replace")
-            return dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
+        raw = b"".join(self.chunks)
+        # curl -d and many devices label a JSON body as a form: what it looks like decides.
+        if kind == "application/x-www-form-urlencoded" and raw.strip()[:1] not in (b"{", b"["):
+            return dict(urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
         return self.json_body(empty_ok=True)
 
     def fields(self, body: Dict[str, Any]) -> Dict[str, Any]:
