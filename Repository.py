@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -24,15 +25,31 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from thebutton.files import hold_exclusively, release
-from thebutton.store import Change, NothingToUndo, State, StoreError
+from thebutton.store import (
+    DEVICE_RATE,
+    DEVICE_WINDOW,
+    IDEM_SECONDS,
+    Change,
+    DeviceExists,
+    Duplicate,
+    NothingToUndo,
+    State,
+    StoreError,
+    TooFast,
+    UnknownDevice,
+)
 from thebutton.validation import (
     MAX_ROUNDS,
     check_by,
     check_count,
+    check_device_name,
     check_goal,
+    check_idem,
+    check_kind,
     check_note,
     check_page,
     check_period,
+    check_pressed_at,
     check_title,
     local_month,
     name_key,
@@ -110,7 +127,34 @@ MIGRATIONS = (
     CREATE INDEX leaders_order ON leaders (scope, presses DESC, last_id);
     CREATE TABLE scope_totals (scope TEXT PRIMARY KEY, presses INTEGER NOT NULL);
     """,
+    # 4 -> 5: devices (a named source with a secret URL: only the secret's sha256 is kept), the
+    # device of each press, and the ids of devices' presses for 24 h (press_ids: a repeat of one
+    # counts once). ``recent``: the Unix times of the device's latest presses, for its rate.
+    # Expired ids are deleted a few at a time by the presses that add ids (index on expires).
+    """
+    ALTER TABLE presses ADD COLUMN device TEXT;
+    CREATE TABLE devices (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        pressed_by TEXT,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        last_seen TEXT,
+        presses INTEGER NOT NULL DEFAULT 0,
+        recent TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE press_ids (
+        device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+        press_id TEXT NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (device_id, press_id)
+    );
+    CREATE INDEX press_ids_expires ON press_ids (expires);
+    """,
 )
+CLEANUP_BATCH = 20  # expired press ids deleted by one press that adds one: the table stays at 24 h of ids
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -316,15 +360,22 @@ class Repository:
         db.execute("UPDATE counter SET undo_floor = (SELECT COALESCE(MAX(id), 0) FROM presses) "
                    "WHERE id = 1")
 
-    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None) -> State:
+    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None,
+              device: Optional[str] = None, at: object = None, idem: Optional[str] = None) -> State:
         """One press, with an optional note and who made it: count - 1, or back to the goal when it was 0.
 
         Raises InvalidValue (nothing stored) for a bad note or name. Returns the committed state.
+        A device's press (``device``, with ``at`` and ``idem``) as store.py's Store.press says.
         """
         note = check_note(note)
         by = check_by(by)
+        idem = check_idem(idem)
+        pressed_at = check_pressed_at(at, self.clock())
         with self._write("store a press"), self._transaction() as db:
             at = self.clock()
+            device_id = None
+            if device is not None:
+                device_id, recent = self._device_check(db, device, idem, at)
             count, goal = db.execute("SELECT count, goal FROM counter WHERE id = 1").fetchone()
             if count <= 0:
                 # The wrap: this press starts the next round and counts in none.
@@ -352,9 +403,11 @@ class Repository:
                 previous[scope] = None if key is None else (row[0] if row else 0)
             cursor = db.execute(
                 "INSERT INTO presses (pressed_at, source, count_before, count_after, note, round_id, pressed_by, by_key, "
-                "scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (at, source, count, after, note, round_id, by, key, json.dumps(previous)),
+                "scopes, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (pressed_at or at, source, count, after, note, round_id, by, key, json.dumps(previous), device),
             )
+            if device_id is not None:
+                self._device_pressed(db, device_id, recent, idem, at)
             if key is not None:
                 for scope in scopes:
                     db.execute("INSERT INTO leaders (scope, by_key, pressed_by, presses, last_id) VALUES (?, ?, ?, 1, ?) "
@@ -362,8 +415,76 @@ class Repository:
                                "last_id = excluded.last_id, pressed_by = excluded.pressed_by",
                                (scope, key, by, cursor.lastrowid))
             state = self._state(db)
-            self._outbox.append(Change("press", state, note=note, by=by, source=source, at=at))
+            self._outbox.append(Change("press", state, note=note, by=by, source=source, at=at, device=device))
             return state
+
+    # Devices: rows of ``devices`` found by name_key (the name casefolded) or by the secret's hash.
+
+    def _device_check(self, db: sqlite3.Connection, device: str, idem: Optional[str],
+                      at: str) -> Tuple[int, List[float]]:
+        """In a press's transaction: the device's id and recent press times, or why it may not press."""
+        row = db.execute("SELECT id, recent FROM devices WHERE name_key = ?", (name_key(device),)).fetchone()
+        if row is None:
+            raise UnknownDevice(f"no device named {device!r}")
+        device_id, recent_text = row
+        now = parse_time(at, "now").timestamp()
+        if idem is not None and db.execute(
+                "SELECT 1 FROM press_ids WHERE device_id = ? AND press_id = ? AND expires > ?",
+                (device_id, idem, now)).fetchone():
+            raise Duplicate(self._state(db))
+        recent = [t for t in json.loads(recent_text) if t > now - DEVICE_WINDOW]
+        if len(recent) >= DEVICE_RATE:
+            raise TooFast(max(1, math.ceil(recent[0] + DEVICE_WINDOW - now)))
+        return device_id, recent
+
+    @staticmethod
+    def _device_pressed(db: sqlite3.Connection, device_id: int, recent: List[float], idem: Optional[str],
+                        at: str) -> None:
+        """In a press's transaction: the device's tally, its press id, and a few expired ids gone."""
+        now = parse_time(at, "now").timestamp()
+        recent = (recent + [now])[-DEVICE_RATE:]
+        db.execute("UPDATE devices SET presses = presses + 1, last_seen = ?, recent = ? WHERE id = ?",
+                   (at, json.dumps(recent), device_id))
+        if idem is not None:
+            db.execute("DELETE FROM press_ids WHERE rowid IN "
+                       "(SELECT rowid FROM press_ids WHERE expires <= ? ORDER BY expires LIMIT ?)",
+                       (now, CLEANUP_BATCH))
+            db.execute("INSERT OR REPLACE INTO press_ids (device_id, press_id, expires) VALUES (?, ?, ?)",
+                       (device_id, idem, now + IDEM_SECONDS))
+
+    def add_device(self, name: object, kind: object, by: object, secret_hash: str) -> Dict[str, Any]:
+        """A new device (see store.py); DeviceExists when the name is taken (case-insensitively)."""
+        checked_name, checked_kind, checked_by = check_device_name(name), check_kind(kind), check_by(by)
+        with self._write("add a device"), self._transaction() as db:
+            key = name_key(checked_name)
+            if db.execute("SELECT 1 FROM devices WHERE name_key = ?", (key,)).fetchone():
+                raise DeviceExists(f"a device named {checked_name!r} is already there")
+            created = self.clock()
+            db.execute("INSERT INTO devices (name, name_key, kind, pressed_by, secret_hash, created) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (checked_name, key, checked_kind, checked_by, secret_hash, created))
+        return {"name": checked_name, "kind": checked_kind, "by": checked_by, "created": created,
+                "last_seen": None, "presses": 0}
+
+    def devices(self) -> List[Dict[str, Any]]:
+        with self._write("read the devices"), self._read_lock:
+            rows = self._reader.execute(
+                "SELECT name, kind, pressed_by, created, last_seen, presses FROM devices ORDER BY id").fetchall()
+        return [{"name": name, "kind": kind, "by": by, "created": created, "last_seen": last_seen, "presses": presses}
+                for name, kind, by, created, last_seen, presses in rows]
+
+    def remove_device(self, name: str) -> None:
+        with self._write("remove a device"), self._transaction() as db:
+            # Its press ids go with it (ON DELETE CASCADE).
+            if db.execute("DELETE FROM devices WHERE name_key = ?", (name_key(str(name)),)).rowcount == 0:
+                raise UnknownDevice(f"no device named {name!r}")
+
+    def device_by_secret(self, secret_hash: str) -> Optional[Dict[str, Any]]:
+        with self._write("read the devices"), self._read_lock:
+            row = self._reader.execute("SELECT name, kind, pressed_by, secret_hash FROM devices WHERE secret_hash = ?",
+                                       (secret_hash,)).fetchone()
+        if row is None:
+            return None
+        return {"name": row[0], "kind": row[1], "by": row[2], "hash": row[3]}
 
     def undo(self) -> State:
         """Revert the latest press not yet undone (none before the latest set or new round).
@@ -468,14 +589,14 @@ class Repository:
         check_page(limit, before)
         with self._write("read the history"), self._read_lock:
             rows = self._reader.execute(
-                "SELECT id, pressed_at, source, count_before, count_after, undone_at, note, pressed_by "
+                "SELECT id, pressed_at, source, count_before, count_after, undone_at, note, pressed_by, device "
                 "FROM presses WHERE id < ? ORDER BY id DESC LIMIT ?",
                 (before if before is not None else 2**63 - 1, limit),
             ).fetchall()
         return [
             {"id": id_, "at": at, "source": source, "count_before": count_before,
-             "count_after": count_after, "undone": undone is not None, "note": note, "by": by}
-            for id_, at, source, count_before, count_after, undone, note, by in rows
+             "count_after": count_after, "undone": undone is not None, "note": note, "by": by, "device": device}
+            for id_, at, source, count_before, count_after, undone, note, by, device in rows
         ]
 
     def leaderboard(self, period: str = "round", since: Optional[str] = None) -> Dict[str, Any]:

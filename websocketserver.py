@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, List, Optional, Union
 import tornado.options
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
+from tornado.netutil import bind_sockets
 from tornado.options import define, options
 
 from Button import BUTTON_CHOICES, PULLS, ButtonError, ButtonSpec, import_gpio, make_button, parse_buttons
@@ -187,9 +188,18 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop, 
     return server
 
 
+# Connections the kernel holds for us before we accept them. Tornado's 128 overflows when a
+# thousand pages reconnect at once while the server reads hellos: the kernel then drops their
+# SYNs and each waits a second to try again. The kernel caps it at net.core.somaxconn.
+BACKLOG = 4096
+
+
 def listen(server: Server) -> HTTPServer:
     try:
-        return server.app.listen(options.port, options.address, **server_options())
+        sockets = bind_sockets(options.port, options.address or None, backlog=BACKLOG)
+        http = HTTPServer(server.app, **server_options())
+        http.add_sockets(sockets)
+        return http
     except OSError as e:
         where = f"{options.address or '*'}:{options.port}"
         hint = ""

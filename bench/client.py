@@ -172,9 +172,9 @@ def main(args):
     # The press request, built once: empty, or {"note": ...} with --note.
     fields = {key: value for key, value in (("note", args.note), ("by", args.by)) if value is not None}
     body = json.dumps(fields).encode() if fields else b""
-    request = ("%s /api/press HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n%s"
+    request = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n%s"
                "Content-Length: %d\r\nConnection: close\r\n\r\n"
-               % (args.method, args.token, "Content-Type: application/json\r\n" if body else "",
+               % (args.method, args.path, args.token, "Content-Type: application/json\r\n" if body else "",
                   len(body))).encode() + body
     presses = []
     started = False
@@ -252,6 +252,7 @@ if __name__ == "__main__":
     p.add_argument("--ramp", type=int, default=200)
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--method", default="POST")
+    p.add_argument("--path", default="/api/press", help="where a press goes (a device's /hook/<secret>: bench/run.py's button-device)")
     p.add_argument("--token", default="bench")
     p.add_argument("--note", default=None, help='press with the JSON body {"note": NOTE} (default: an empty body)')
     p.add_argument("--by", default=None, help='press with "by": BY in the body (with --note too: both)')

@@ -49,8 +49,9 @@ def server_command(name, port, db, ping_interval=None):
     (seconds) applies to the product only, the yardsticks always ping every 20 s.
     """
     py = sys.executable
-    if name in ("button", "button-nobeat", "button-before"):
+    if name in ("button", "button-nobeat", "button-before", "button-device"):
         script = {"button": os.path.join(ROOT, "websocketserver.py"),
+                  "button-device": os.path.join(ROOT, "websocketserver.py"),
                   "button-nobeat": os.path.join(HERE, "nobeat_server.py"),
                   "button-before": os.path.join(BEFORE["root"] or "--before not given", "websocketserver.py")}[name]
         cmd = [py, script, "--port=%d" % port, "--address=127.0.0.1", "--button=none", "--admin-token=bench",
@@ -92,9 +93,13 @@ def wait_up(port, proc, timeout=20):
     raise RuntimeError("server did not start")
 
 
-def client_command(kind, port, n, presses, spacing, method, note=None, by=None, hello=False):
+def client_command(kind, port, n, presses, spacing, method, note=None, by=None, hello=False, path=None):
     flags = ["--port=%d" % port, "--n=%d" % n, "--presses=%d" % presses, "--spacing=%s" % spacing,
              "--method=" + method]
+    if path is not None:
+        if kind == "node":
+            raise ValueError("a device's URL needs the Python client")
+        flags.append("--path=" + path)
     if hello:
         flags.append("--hello")
     if kind == "node":
@@ -113,6 +118,17 @@ def raise_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
 
 
+def device_url(port):
+    """button-device: the product pressed through a device's own URL (POST /hook/<secret>, no token)."""
+    import urllib.request
+
+    request = urllib.request.Request("http://127.0.0.1:%d/api/devices" % port, method="POST",
+                                     data=json.dumps({"name": "Bench", "kind": "button"}).encode(),
+                                     headers={"Authorization": "Bearer bench"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["url"]
+
+
 def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, ping_interval=None,
             during_idle=None, by=None, hello=False):
     """One server, one client: connect n viewers, idle idle_s seconds, press; the figures as a dict.
@@ -126,9 +142,10 @@ def run_one(name, n, presses, spacing, idle_s, client_kind="python", note=None, 
     server = subprocess.Popen(pinned(0, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_up(port, server)
+        path = device_url(port) if name == "button-device" else None
         cpu0, rss0 = proc_stat(server.pid)
         client = subprocess.Popen(
-            pinned(1, client_command(client_kind, port, n, presses, spacing, method, note, by, hello)),
+            pinned(1, client_command(client_kind, port, n, presses, spacing, method, note, by, hello, path)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = client.stdout.readline()
         if line.strip() != "READY":

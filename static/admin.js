@@ -144,12 +144,16 @@
     loadLatest();
     loadNames();
     loadScreens();
+    loadDevices();
     $("note").focus();
   }
 
   function signOut() {
     token = null;
     body.dataset.signedIn = "no";
+    $("device-url").value = ""; // a device's URL is shown once, to whoever added it
+    $("device-new").hidden = true;
+    $("devices-rows").textContent = "";
     $("controls").hidden = true;
     $("sign-out").hidden = true;
     $("signin").hidden = false;
@@ -507,6 +511,116 @@
         say("screens-error", errorText(answer));
         loadScreens();
       }
+    });
+  }
+
+  // ---- the devices (GET/POST /api/devices, DELETE /api/devices/<name>) ---------------------
+  const DEVICE_WORDS = {
+    kinds: { button: "Button or script", pipedrive: "Pipedrive" },
+    never: "Never",
+    remove: "Remove",
+    confirm: "Remove {name}? Its URL stops working at once.",
+    removed: "{name} removed.",
+    copied: "Copied.",
+    copyFailed: "Select the URL and copy it by hand.",
+    noName: "A device needs a name.",
+    cannotLoad: "Cannot load the devices: ",
+  };
+
+  function loadDevices() {
+    if (!token) {
+      return;
+    }
+    api("GET", "/api/devices").then(function (answer) {
+      if (answer.status === 200) {
+        say("devices-error", "");
+        devicesTable(answer.body.devices || []);
+        hooks.deviceLoads = (hooks.deviceLoads || 0) + 1;
+      } else if (!unauthorized(answer)) {
+        say("devices-error", DEVICE_WORDS.cannotLoad + errorText(answer));
+      }
+    });
+  }
+
+  function devicesTable(devices) {
+    const rows = $("devices-rows");
+    rows.textContent = "";
+    devices.forEach(function (d) {
+      const tr = document.createElement("tr");
+      tr.dataset.device = d.name;
+      cell(tr, "name", d.name); // people's text: textContent only
+      cell(tr, "kind", DEVICE_WORDS.kinds[d.kind] || d.kind);
+      cell(tr, "by", d.by || "");
+      cell(tr, "seen", d.last_seen ? when(d.last_seen) : DEVICE_WORDS.never);
+      cell(tr, "presses", String(d.presses));
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "remove";
+      button.textContent = DEVICE_WORDS.remove;
+      button.addEventListener("click", function () { removeDevice(d.name, button); });
+      cell(tr, "actions", "").appendChild(button);
+      rows.appendChild(tr);
+    });
+    $("devices-empty").hidden = devices.length > 0;
+  }
+
+  $("device-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    clear(["devices-error", "devices-done"]);
+    const name = $("device-name").value.trim();
+    const by = $("device-by").value.trim();
+    if (!name) {
+      say("devices-error", DEVICE_WORDS.noName);
+      return;
+    }
+    const body = { name: name, kind: $("device-kind").value };
+    if (by) {
+      body.by = by;
+    }
+    $("device-add").disabled = true;
+    api("POST", "/api/devices", body).then(function (answer) {
+      $("device-add").disabled = false;
+      if (answer.status === 201) {
+        $("device-new-name").textContent = answer.body.name;
+        $("device-url").value = window.location.origin + answer.body.url; // shown once, never stored
+        $("device-new").hidden = false;
+        $("device-name").value = "";
+        $("device-by").value = "";
+        loadDevices();
+      } else if (!unauthorized(answer)) {
+        say("devices-error", errorText(answer));
+      }
+    });
+  });
+
+  $("device-copy").addEventListener("click", function () {
+    const field = $("device-url");
+    field.select();
+    const copied = navigator.clipboard && window.isSecureContext
+      ? navigator.clipboard.writeText(field.value)
+      : Promise.reject(new Error("no clipboard here"));
+    copied.then(function () {
+      done("devices-done", DEVICE_WORDS.copied);
+    }, function () {
+      // Plain http on a LAN has no clipboard API: the selected text is one Ctrl+C away.
+      say("devices-error", DEVICE_WORDS.copyFailed);
+    });
+  });
+
+  function removeDevice(name, button) {
+    if (!window.confirm(DEVICE_WORDS.confirm.replace("{name}", name))) {
+      return;
+    }
+    clear(["devices-error", "devices-done"]);
+    button.disabled = true;
+    api("DELETE", "/api/devices/" + encodeURIComponent(name)).then(function (answer) {
+      if (answer.status === 204) {
+        done("devices-done", DEVICE_WORDS.removed.replace("{name}", name));
+        $("device-new").hidden = true;
+      } else if (!unauthorized(answer)) {
+        say("devices-error", errorText(answer));
+      }
+      loadDevices();
     });
   }
 

@@ -413,7 +413,8 @@
     showRecap(msg.count === 0 ? msg.recap : null);
     if (msg.event === "press") {
       const note = typeof msg.note === "string" ? msg.note.trim() : "";
-      const by = typeof msg.by === "string" ? msg.by.trim() : "";
+      const device = typeof msg.device === "string" ? msg.device.trim() : "";
+      const by = typeof msg.by === "string" && msg.by.trim() ? msg.by.trim() : device; // "Lobby button"
       if (note || by) {
         showNote(by && note ? by + " · " + note : by || note); // "Ana · Acme Corp"
       }

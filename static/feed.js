@@ -337,7 +337,7 @@
     tr.className = p.undone ? "undone" : "";
     tr.dataset.id = String(p.id);
     cell(tr, "when", when).title = p.at;
-    cell(tr, "source", p.source || "");
+    cell(tr, "source", (p.source === "device" && p.device) || p.source || ""); // a device by its name
     cell(tr, "change", numbers.format(p.count_before) + " → " + numbers.format(p.count_after));
     cell(tr, "by", p.by || "");
     const note = cell(tr, "note", p.note || "");

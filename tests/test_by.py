@@ -35,7 +35,7 @@ class ByTest(ServerTestCase):
         self.api("POST", "/api/press", {"by": "Ben"})
         text = self.fetch("/api/history.csv").body.decode("utf-8-sig")
         rows = list(csv.reader(io.StringIO(text, newline="")))
-        assert rows[0][-1] == "by" and [r[-1] for r in rows[1:]] == ["Ben", "'=Ana"]
+        assert rows[0][-2] == "by" and [r[-2] for r in rows[1:]] == ["Ben", "'=Ana"]
 
 
 class LeaderboardApiTest(ServerTestCase):

@@ -16,6 +16,7 @@ from tornado.testing import ExpectLog
 from tornado.web import RequestHandler
 
 from tests.test_server import AUTH, ServerTestCase
+from thebutton.devices import HookHandler, secret_hash
 
 ICONS = ["/favicon.ico", "/apple-touch-icon.png", "/apple-touch-icon-precomposed.png"]
 # Patterns with a group (as the router holds them, ending in $): the paths each is walked with.
@@ -25,8 +26,11 @@ ROUTE_SAMPLES = {
     # Tornado's own, added with static_path (its favicon route comes before ours):
     r"/(favicon\.ico)$": ["/favicon.ico"],
     r"/(robots\.txt)$": ["/robots.txt"],
+    r"/api/devices/([^/]+)$": ["/api/devices/Walk"],
+    # A Pipedrive device's URL: it answers every write with {"ignored": ...}, so the walk presses nothing.
+    r"/hook/([^/]*)$": ["/hook/walk-secret"],
 }
-BEARER_GET_PATHS = {"/api/screens"}  # a GET that needs the token: 401 without, 200 with it
+BEARER_GET_PATHS = {"/api/screens", "/api/devices"}  # a GET that needs the token: 401 without, 200 with it
 MISSING_FILES = {"/robots.txt"}  # a route of Tornado's with no file in static/: 404 in the one shape
 # What the walk must at least reach: if reading the router found fewer routes, the walk is wrong.
 CONTRACT_GET_PATHS = {"/", "/admin", "/history", "/static/app.js", *ICONS, "/metrics", "/healthz",
@@ -95,6 +99,7 @@ class ShapeTestCase(ServerTestCase):
 
     def get_app(self):
         self.app = super().get_app()
+        self.repository.add_device("Walk", "pipedrive", None, secret_hash("walk-secret"))
         return self.app
 
     def routes(self):
@@ -180,7 +185,11 @@ class RouteWalkTest(ShapeTestCase):
         for _pattern, handler, paths in self.routes():
             for method in sorted(methods_of_class(handler) - {"GET", "HEAD"}):
                 for path in paths:
-                    assert_canonical_error(self.request(method, path, body=b'{"count": 0}'), 401, method)
+                    got = self.request(method, path, body=b'{"count": 0}')
+                    if handler is HookHandler:  # no bearer: the secret is the key, and this is no deal won
+                        assert got.code == 200 and "ignored" in json.loads(got.body), got.body
+                        continue
+                    assert_canonical_error(got, 401, method)
         state = self.repository.state()
         assert (state.count, state.goal, state.presses) == (3, 3, 0)
 
@@ -191,11 +200,14 @@ class RouteWalkTest(ShapeTestCase):
             siblings.update(path.rstrip("/") + "/nope" for path in paths)
         patterns = [pattern for pattern, _handler, _paths in self.routes()]
         for path in sorted(siblings):
-            assert_canonical_error(self.head_like_get(path), 404)
-            # Under a route's pattern (/static/(.*)) the route's method check comes first.
+            # Under a route's pattern (/static/(.*), /api/devices/(...)) the route's method check comes first.
             routed = any(re.match(pattern, path) for pattern in patterns)
+            gets = [handler for pattern, handler, _paths in self.routes() if re.match(pattern, path)]
+            assert_canonical_error(self.head_like_get(path), 405 if gets and "GET" not in methods_of_class(gets[0])
+                                   else 404)
             for method in ("POST", "DELETE"):
-                assert_canonical_error(self.request(method, path, AUTH), 405 if routed else 404, method)
+                takes = bool(gets) and method in methods_of_class(gets[0])  # DELETE /api/devices/nope: no such device
+                assert_canonical_error(self.request(method, path, AUTH), 405 if routed and not takes else 404, method)
 
     def test_bad_static_paths_are_400_or_404_json(self):
         """A NUL, a way out of static/, a folder, bad UTF-8: 400 or 404 in JSON, never 403 or 500, nothing of ours shown."""

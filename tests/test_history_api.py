@@ -47,7 +47,7 @@ class HistoryTest(HistoryApiTestCase):
         self.api("POST", "/api/undo")
         code, body = self.api("GET", "/api/history", headers={})
         newest, oldest = body["presses"]
-        assert set(newest) == {"id", "at", "source", "count_before", "count_after", "undone", "note", "by"}
+        assert set(newest) == {"id", "at", "source", "count_before", "count_after", "undone", "note", "by", "device"}
         assert (oldest["by"], newest["by"]) == ("Ana", None)
         assert (oldest["source"], oldest["count_before"], oldest["count_after"]) == ("api", 3, 2)
         assert (oldest["note"], oldest["undone"]) == ("Acme Corp", False)
@@ -156,10 +156,10 @@ class CsvTest(HistoryApiTestCase):
         response, rows = self.get_csv()
         assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
         assert response.headers["Content-Disposition"] == 'attachment; filename="the-button-history.csv"'
-        assert response.body.startswith("\ufeffid,at,source,count_before,count_after,undone,note,by\r\n".encode())
-        assert rows[0] == ["id", "at", "source", "count_before", "count_after", "undone", "note", "by"]
-        (_, _, source, before, after, undone, note, by), = rows[1:]
-        assert (source, before, after, undone, note) == ("api", "3", "2", "false", "Café ☕")
+        assert response.body.startswith("\ufeffid,at,source,count_before,count_after,undone,note,by,device\r\n".encode())
+        assert rows[0] == ["id", "at", "source", "count_before", "count_after", "undone", "note", "by", "device"]
+        (_, _, source, before, after, undone, note, by, device), = rows[1:]
+        assert (source, before, after, undone, note, by, device) == ("api", "3", "2", "false", "Café ☕", "", "")
 
     def test_csv_rows_match_the_json_history(self):
         """The CSV has the same presses in the same order as /api/history."""

@@ -559,7 +559,7 @@ def test_version_2_database_keeps_count_and_history(db_path):
         assert rounds_of(r) == [(20, 1, False, True)]
         assert r.history(limit=1)[0]["id"] == 5
     db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     db.close()
 
 
@@ -569,7 +569,8 @@ def test_version_3_database_gains_who_pressed(db_path):
         r.press(note="Acme Corp")
         r.press()
     db = sqlite3.connect(db_path)  # back to schema 3, as that release left it
-    db.executescript("DROP TABLE leaders; DROP TABLE scope_totals; "
+    db.executescript("DROP TABLE press_ids; DROP TABLE devices; ALTER TABLE presses DROP COLUMN device; "
+                     "DROP TABLE leaders; DROP TABLE scope_totals; "
                      "ALTER TABLE presses DROP COLUMN by_key; ALTER TABLE presses DROP COLUMN scopes; "
                      "ALTER TABLE presses DROP COLUMN pressed_by; PRAGMA user_version = 3;")
     db.close()
@@ -580,7 +581,25 @@ def test_version_3_database_gains_who_pressed(db_path):
         assert r.press(by="Ana").count == 7 and r.history(limit=1)[0]["by"] == "Ana"
         assert r.undo().count == 8  # undo still reaches the presses of before
     db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+
+
+def test_version_4_database_gains_devices(db_path):
+    """A file of the release before devices (schema 4) keeps its presses (of no device) and takes devices."""
+    with Repository(db_path, goal=10) as r:
+        r.press(by="Ana")
+    db = sqlite3.connect(db_path)  # back to schema 4, as that release left it
+    db.executescript("DROP TABLE press_ids; DROP TABLE devices; ALTER TABLE presses DROP COLUMN device; "
+                     "PRAGMA user_version = 4;")
+    db.close()
+    with Repository(db_path, goal=5) as r:
+        assert [(p["by"], p["device"]) for p in r.history()] == [("Ana", None)]
+        r.add_device("Lobby", "button", None, "h")
+        assert r.press(source="device", device="Lobby", idem="1").count == 8
+        assert r.history(limit=1)[0]["device"] == "Lobby"
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     db.close()
 
 

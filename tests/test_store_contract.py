@@ -13,7 +13,15 @@ import pytest
 
 from Repository import Repository
 from tests.redis_server import RedisServer
-from thebutton.store import Change, InvalidValue, NothingToUndo
+from thebutton.store import (
+    Change,
+    DeviceExists,
+    Duplicate,
+    InvalidValue,
+    NothingToUndo,
+    TooFast,
+    UnknownDevice,
+)
 from thebutton.validation import MAX_GOAL
 
 KINDS = ("sqlite", "redis")
@@ -419,7 +427,7 @@ def test_history_pages_newest_first(make_store):
     rest = store.history(limit=50, before=second[-1]["id"])
     assert [p["note"] for p in rest] == ["n0"]
     p = rest[0]
-    assert set(p) == {"id", "at", "source", "count_before", "count_after", "undone", "note", "by"}
+    assert set(p) == {"id", "at", "source", "count_before", "count_after", "undone", "note", "by", "device"}
     assert (p["source"], p["count_before"], p["count_after"], p["undone"]) == ("api", 100, 99, False)
     parse(p["at"])
     assert store.history(before=1) == []
@@ -547,3 +555,99 @@ def test_the_state_carries_the_rounds_top_3(make_store):
     assert heard.wait(7)[-1].state.leaders == (("Ben", 2), ("Dan", 2), ("Ana", 1))
     assert store.undo().leaders == (("Ben", 2), ("Ana", 1), ("Cleo", 1))
     assert store.new_round().leaders == ()
+
+
+# Devices (store.py's add_device, devices, remove_device, device_by_secret, press(device=...)).
+
+def test_devices_are_added_listed_found_by_hash_and_removed(make_store):
+    store = make_store()
+    added = store.add_device(" Lobby button ", "button", "Sales", "h1")
+    assert (added["name"], added["kind"], added["by"], added["presses"], added["last_seen"]) == \
+        ("Lobby button", "button", "Sales", 0, None)
+    parse(added["created"])
+    store.add_device("CRM", "pipedrive", None, "h2")
+    with pytest.raises(DeviceExists):
+        store.add_device("LOBBY BUTTON", "button", None, "h3")  # names compare case-insensitively
+    for name, kind, by in (("", "button", None), ("x" * 41, "button", None), ("a", "lamp", None),
+                           ("a", "button", "\u200b"), (7, "button", None)):
+        with pytest.raises(InvalidValue):
+            store.add_device(name, kind, by, "h4")
+    assert [d["name"] for d in store.devices()] == ["Lobby button", "CRM"]
+    assert set(store.devices()[0]) == {"name", "kind", "by", "created", "last_seen", "presses"}
+    assert store.device_by_secret("h1") == {"name": "Lobby button", "kind": "button", "by": "Sales", "hash": "h1"}
+    assert store.device_by_secret("h4") is None
+    store.remove_device("lobby BUTTON")
+    assert store.device_by_secret("h1") is None and [d["name"] for d in store.devices()] == ["CRM"]
+    with pytest.raises(UnknownDevice):
+        store.remove_device("Lobby button")
+
+
+def test_a_device_press_names_its_device_everywhere(make_store):
+    store = make_store()
+    heard = Recorder()
+    store.listen(heard)
+    store.add_device("Lobby", "button", None, "h")
+    state = store.press(source="device", note="hi", by="Ana", device="Lobby")
+    assert state.count == 19
+    change = heard.wait(1)[-1]
+    assert (change.source, change.device, change.by, change.note) == ("device", "Lobby", "Ana", "hi")
+    row = store.history()[0]
+    assert (row["source"], row["device"], row["by"]) == ("device", "Lobby", "Ana")
+    device = store.devices()[0]
+    assert device["presses"] == 1 and parse(device["last_seen"])
+    store.press(source="api")
+    assert store.history()[0]["device"] is None
+    with pytest.raises(UnknownDevice):
+        store.press(source="device", device="Nope")
+    assert store.state().presses == 2
+
+
+def test_a_device_press_id_counts_once(make_store):
+    store = make_store()
+    store.add_device("A", "button", None, "ha")
+    store.add_device("B", "button", None, "hb")
+    store.press(source="device", device="A", idem="k1")
+    with pytest.raises(Duplicate) as raised:
+        store.press(source="device", device="a", idem="k1")
+    assert raised.value.state.count == 19 and store.state().presses == 1
+    store.press(source="device", device="B", idem="k1")  # another device's id is its own
+    store.press(source="device", device="A", idem="k2")
+    assert store.state().presses == 3 and store.devices()[0]["presses"] == 2
+    store.remove_device("A")
+    store.add_device("A", "button", None, "ha2")  # a new device of the same name starts afresh
+    store.press(source="device", device="A", idem="k1")
+    assert store.state().presses == 4
+    for bad in ("", "x" * 101, 5, "a\nb"):
+        with pytest.raises(InvalidValue):
+            store.press(source="device", device="A", idem=bad)
+
+
+def test_a_device_presses_at_most_10_a_minute(make_store):
+    store = make_store(goal=100)
+    store.add_device("A", "button", None, "ha")
+    store.add_device("B", "button", None, "hb")
+    for _ in range(10):
+        store.press(source="device", device="A")
+    with pytest.raises(TooFast) as raised:
+        store.press(source="device", device="A", idem="new")
+    assert 1 <= raised.value.retry_after <= 60
+    store.press(source="device", device="B")
+    assert store.state().presses == 11
+    store.press(source="device", device="B", idem="x")
+    store.press(source="api")  # the API has no such limit
+
+
+def test_a_device_press_keeps_when_it_was_made(make_store):
+    store = make_store()
+    store.add_device("A", "button", None, "ha")
+    an_hour_ago = now() - datetime.timedelta(hours=1)
+    store.press(source="device", device="A", at=an_hour_ago.isoformat())
+    assert abs(parse(store.history()[0]["at"]) - an_hour_ago) < datetime.timedelta(milliseconds=2)
+    store.press(source="device", device="A", at=int(an_hour_ago.timestamp()))
+    assert abs(parse(store.history()[0]["at"]) - an_hour_ago) < datetime.timedelta(seconds=1)
+    store.press(source="device", device="A", at=str(int(an_hour_ago.timestamp())))
+    for bad in ((now() - datetime.timedelta(hours=25)).isoformat(), (now() + datetime.timedelta(hours=1)).isoformat(),
+                "yesterday", "2026-12-01T10:00:00", True, [1]):
+        with pytest.raises(InvalidValue):
+            store.press(source="device", device="A", at=bad)
+    assert store.state().count == 17

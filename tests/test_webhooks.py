@@ -127,7 +127,7 @@ class DeliveryTest(WebhookTestCase):
         await self.press()
         await self.receiver.wait(lambda: self.receiver.accepted)
         assert self.receiver.accepted == [
-            {"event": "press", "count": 2, "goal": 3, "presses": 1, "note": None, "by": None, "text": "2 left of 3"}]
+            {"event": "press", "count": 2, "goal": 3, "presses": 1, "note": None, "by": None, "device": None, "text": "2 left of 3"}]
 
     @gen_test
     async def test_another_servers_change_is_not_posted(self):

@@ -1,7 +1,8 @@
 """make_app: the Tornado Application, built only from what it is given.
 
 The routes: the pages and their assets (thebutton/pages.py), the feed (thebutton/feed.py),
-the JSON API (thebutton/api.py, thebutton/history.py) and /metrics. Changes reach the feed
+the JSON API (thebutton/api.py, thebutton/history.py), the devices and their hooks
+(thebutton/devices.py) and /metrics. Changes reach the feed
 through the change path that websocketserver.py wires, not through the handlers.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from thebutton.api import (
     Throttle,
     UndoHandler,
 )
+from thebutton.devices import DeviceHandler, DevicesHandler, HookHandler
 from thebutton.feed import MAX_CLIENT_MESSAGE, Feed, FeedSocket
 from thebutton.history import Exports, HistoryCsvHandler, HistoryHandler, LeaderboardHandler, RoundsHandler
 from thebutton.hosts import HostRule
@@ -65,6 +67,9 @@ def make_app(
             (r"/api/screens", ScreensHandler, api),
             (r"/api/screens/reload", ScreenCommandHandler, dict(api, command="reload")),
             (r"/api/screens/identify", ScreenCommandHandler, dict(api, command="identify")),
+            (r"/api/devices", DevicesHandler, api),
+            (r"/api/devices/([^/]+)", DeviceHandler, api),
+            (r"/hook/([^/]*)", HookHandler, api),
             (r"/healthz", HealthHandler, dict(feed=feed, health=health, store=store)),
             (r"/metrics", MetricsHandler, dict(metrics=metrics)),
             (r"/api/history", HistoryHandler, dict(store=store)),

@@ -262,6 +262,8 @@ class Feed:
                 extra["note"] = change.note
             if change.by:
                 extra["by"] = change.by
+            if change.device:
+                extra["device"] = change.device
         self.send_updates(change.state, change.event, **extra)
 
     def send_updates(self, state: State, event: str, **extra: Any) -> None:

@@ -28,7 +28,7 @@ from thebutton.validation import CSV_LIMIT, HISTORY_LIMIT, MAX_CSV_LIMIT, MAX_HI
 from thebutton.web import ApiError, JsonHandler, error_of
 
 PAGE = MAX_HISTORY  # presses per store read (the most history() gives at once)
-CSV_COLUMNS = ("id", "at", "source", "count_before", "count_after", "undone", "note", "by")
+CSV_COLUMNS = ("id", "at", "source", "count_before", "count_after", "undone", "note", "by", "device")
 CSV_FILENAME = "the-button-history.csv"
 # A spreadsheet takes a cell starting with one of these as a formula (CSV injection).
 FORMULA_START = frozenset("=+-@\t\r")
@@ -184,7 +184,7 @@ def csv_page(store: Store, writer: Any, size: int, before: Optional[int]) -> Lis
 def csv_row(press: Dict[str, Any]) -> List[object]:
     return [press["id"], press["at"], spreadsheet_text(press["source"]), press["count_before"],
             press["count_after"], "true" if press["undone"] else "false", spreadsheet_text(press["note"]),
-            spreadsheet_text(press.get("by"))]
+            spreadsheet_text(press.get("by")), spreadsheet_text(press.get("device"))]
 
 
 class LeaderboardHandler(StoreReader):

@@ -145,7 +145,8 @@ class MqttBridge:
         self.publish_state()  # retained and the same from every server: harmless when repeated
         if change.event == "press" and change.local:  # one event per press, from the server that stored it
             event = {"event_type": "press", "count": change.state.count, "goal": change.state.goal,
-                     "source": change.source, "note": change.note, "by": change.by}
+                     "source": change.source, "note": change.note, "by": change.by,
+                     "device": change.device}
             self.client.publish(self.t("event"), json.dumps(event), qos=0)
 
     def publish_state(self) -> None:

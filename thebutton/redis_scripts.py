@@ -120,16 +120,48 @@ return cjson.encode(current())
 # (P:lb:all, P:lb:month:<month>, P:lb:round:<id>; a wrap counts in no round), and remembers
 # which ones and its name's previous press in each, so that undo (always of the latest) puts
 # them back exactly.
+# A device's press: ARGV[14] = the device's name key ("" for none), ARGV[15] = its press id or
+# "", ARGV[16] = now in Unix seconds, ARGV[17] = presses allowed in ARGV[18] seconds, ARGV[19] =
+# seconds a press id is remembered. The device (P:devices, name key -> JSON) must be there; an
+# id already seen (P:idem:<device uid>:<id>, a key that expires) answers duplicate; past the
+# rate, too_fast with the seconds to wait. All before anything is written.
 LUA_PRESS = LUA_PRELUDE + r"""
 local source, note, uid = ARGV[6], ARGV[7], ARGV[8]
 local by = ARGV[11] or ''
 local by_key, month = ARGV[12] or '', ARGV[13] or ''
+local device_key, press_id = ARGV[14] or '', ARGV[15] or ''
 local pressed_at = at
 if ARGV[10] ~= '' then pressed_at = ARGV[10] end
 if uid ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   local msg = current()
   msg.duplicate = true
   return cjson.encode(msg)
+end
+local prefix = string.sub(state_key, 1, -7)
+local devices_key = prefix .. ':devices'
+local dev, idem_key
+if device_key ~= '' then
+  local raw = redis.call('HGET', devices_key, device_key)
+  if not raw then return cjson.encode({unknown_device = true}) end
+  dev = cjson.decode(raw)
+  if press_id ~= '' then
+    idem_key = prefix .. ':idem:' .. dev.uid .. ':' .. press_id
+    if redis.call('EXISTS', idem_key) == 1 then
+      local msg = current()
+      msg.duplicate = true
+      return cjson.encode(msg)
+    end
+  end
+  local now, rate, window = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+  local recent = {}
+  for _, t in ipairs(dev.recent or {}) do
+    if t > now - window then recent[#recent + 1] = t end
+  end
+  if #recent >= rate then
+    return cjson.encode({too_fast = math.max(1, math.ceil(recent[1] + window - now))})
+  end
+  recent[#recent + 1] = now
+  dev.recent, dev.presses, dev.last_seen = recent, (dev.presses or 0) + 1, at
 end
 local count, goal = get('count'), get('goal')
 local after, round_id
@@ -172,12 +204,45 @@ for _, scope in ipairs(scopes) do
     redis.call('HSET', lb, 'last:' .. by_key, id, 'name:' .. by_key, by)
   end
 end
+if dev then p.device = dev.name end
 redis.call('HSET', presses_key, id, cjson.encode(p))
 if uid ~= '' then redis.call('SET', KEYS[4], id, 'EX', tonumber(ARGV[9])) end
 local extra = {source = source}
 if note ~= '' then extra.note = note end
 if by ~= '' then extra.by = by end
+if dev then
+  redis.call('HSET', devices_key, device_key, cjson.encode(dev))
+  if idem_key then redis.call('SET', idem_key, id, 'EX', tonumber(ARGV[19])) end
+  extra.device = dev.name
+end
 return finish('press', extra)
+"""
+
+# Devices, apart from the count (no prelude): KEYS[1] = P:devices (name key -> JSON {"name",
+# "kind", "by", "created", "last_seen", "presses", "hash", "uid", "recent"}), KEYS[2] =
+# P:device_secrets (the sha256 of a secret -> name key). ARGV[1] = the name key.
+# ARGV[2] = the new device's JSON, ARGV[3] = its secret's hash.
+LUA_DEVICE_ADD = r"""
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'exists' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 'ok'
+"""
+
+# Its press ids expire by themselves; a new device of the same name has another uid.
+LUA_DEVICE_REMOVE = r"""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 'unknown' end
+redis.call('HDEL', KEYS[2], cjson.decode(raw).hash)
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 'ok'
+"""
+
+# ARGV[1] = a secret's hash: the device's JSON, or false.
+LUA_DEVICE_FIND = r"""
+local key = redis.call('HGET', KEYS[2], ARGV[1])
+if not key then return false end
+return redis.call('HGET', KEYS[1], key)
 """
 
 LUA_UNDO = LUA_PRELUDE + r"""

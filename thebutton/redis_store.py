@@ -26,8 +26,9 @@ Keys, under the --store-key prefix P: ``P:state`` (a hash: count, goal, presses,
 version, epoch, the undo floor, the latest press and round ids), ``P:presses`` (a hash
 press id -> JSON; ids count up from 1 with no gaps, so history pages by id),
 ``P:rounds`` (a hash round id -> JSON; undoing a wrap removes the newest one),
-``P:applied:<uuid>`` (a press from the outbox already stored), and the channel
-``P:changes``.
+``P:applied:<uuid>`` (a press from the outbox already stored), the devices ``P:devices``
+(name key -> JSON) and ``P:device_secrets`` (a secret's sha256 -> name key), a device's press
+ids ``P:idem:<device uid>:<id>`` (each expires after 24 h), and the channel ``P:changes``.
 
 Physical presses (source "gpio" or "keyboard") are first committed to a local SQLite
 outbox (redis_outbox.py), then stored in Redis by their uuid, in order, exactly once (the script skips an
@@ -48,20 +49,50 @@ import uuid
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from thebutton.redis_outbox import Outbox
-from thebutton.redis_scripts import LUA_HISTORY, LUA_LEADERS, LUA_PRESS, LUA_READ, LUA_ROUND, LUA_ROUNDS, LUA_SET, LUA_UNDO
-from thebutton.store import Change, NothingToUndo, State, StoreError, StoreUnavailable
+from thebutton.redis_scripts import (
+    LUA_DEVICE_ADD,
+    LUA_DEVICE_FIND,
+    LUA_DEVICE_REMOVE,
+    LUA_HISTORY,
+    LUA_LEADERS,
+    LUA_PRESS,
+    LUA_READ,
+    LUA_ROUND,
+    LUA_ROUNDS,
+    LUA_SET,
+    LUA_UNDO,
+)
+from thebutton.store import (
+    DEVICE_RATE,
+    DEVICE_WINDOW,
+    IDEM_SECONDS,
+    Change,
+    DeviceExists,
+    Duplicate,
+    NothingToUndo,
+    State,
+    StoreError,
+    StoreUnavailable,
+    TooFast,
+    UnknownDevice,
+)
 from thebutton.validation import (
     MAX_ROUNDS,
     check_by,
     check_count,
+    check_device_name,
     check_goal,
+    check_idem,
+    check_kind,
     check_note,
     check_page,
     check_period,
+    check_pressed_at,
     check_title,
     local_month,
     name_key,
     now_iso,
+    parse_time,
     utc_ms,
 )
 
@@ -141,7 +172,9 @@ class RedisStore:
             health_check_interval=5, retry=_no_retry(), decode_responses=True)
         self._scripts = {name: self._redis.register_script(lua) for name, lua in (
             ("read", LUA_READ), ("press", LUA_PRESS), ("undo", LUA_UNDO), ("set", LUA_SET),
-            ("round", LUA_ROUND), ("history", LUA_HISTORY), ("rounds", LUA_ROUNDS), ("leaders", LUA_LEADERS))}
+            ("round", LUA_ROUND), ("history", LUA_HISTORY), ("rounds", LUA_ROUNDS), ("leaders", LUA_LEADERS),
+            ("device_add", LUA_DEVICE_ADD), ("device_remove", LUA_DEVICE_REMOVE), ("device_find", LUA_DEVICE_FIND))}
+        self._device_keys = [f"{key}:devices", f"{key}:device_secrets"]
         self._thread = threading.Thread(target=self._run_loop, name="redis-store", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -278,7 +311,7 @@ class RedisStore:
         op = message.get("op", "")
         started = self._started.pop(op, None)
         self._tell(Change(message["event"], state, note=message.get("note"), by=message.get("by"),
-                          source=message.get("source"),
+                          source=message.get("source"), device=message.get("device"),
                           at=message["at"], local=op.startswith(self.server_id + ":"),
                           took=None if started is None else time.perf_counter() - started))
 
@@ -460,14 +493,31 @@ class RedisStore:
         with self._lock:
             return self._known
 
-    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None) -> State:
+    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None,
+              device: Optional[str] = None, at: object = None, idem: Optional[str] = None) -> State:
         """One press; a physical one (gpio, keyboard) is kept on local disk first and never refused.
 
         A physical press made while Redis is unreachable returns the last known state and
-        is stored in Redis, in order and once, when it is back.
+        is stored in Redis, in order and once, when it is back. A device's press (store.py)
+        is checked (device there, id not seen, rate) and stored in one script.
         """
         note = check_note(note)
         by = check_by(by)
+        idem = check_idem(idem)
+        now = now_iso()
+        pressed_at = check_pressed_at(at, now)
+        if device is not None:
+            reply = self._write("press", "store a press", (
+                source, note or "", "", 0, pressed_at or "", by or "", name_key(by) or "", local_month(now),
+                name_key(device), idem or "", parse_time(now, "now").timestamp(), DEVICE_RATE, DEVICE_WINDOW,
+                IDEM_SECONDS))
+            if reply.get("unknown_device"):
+                raise UnknownDevice(f"no device named {device!r}")
+            if reply.get("too_fast"):
+                raise TooFast(int(reply["too_fast"]))
+            if reply.get("duplicate"):
+                raise Duplicate(self._remember(reply))
+            return self._remember(reply)
         if source in PHYSICAL and self.outbox:
             uid = self.outbox.add(now_iso(), source, note, by)
             if self._live:
@@ -484,6 +534,48 @@ class RedisStore:
         reply = self._write("press", "store a press", (source, note or "", "", 0, "", by or "", name_key(by) or "",
                                                        local_month(now_iso())))
         return self._remember(reply)
+
+    async def _device_script(self, name: str, args: tuple) -> Any:
+        return await self._scripts[name](keys=self._device_keys, args=list(args))
+
+    def add_device(self, name: object, kind: object, by: object, secret_hash: str) -> Dict[str, Any]:
+        """A new device (see store.py), shared by every server on this key; DeviceExists when the name is taken."""
+        checked_name, checked_kind, checked_by = check_device_name(name), check_kind(kind), check_by(by)
+        device = {"name": checked_name, "kind": checked_kind, "by": checked_by, "created": now_iso(),
+                  "last_seen": None, "presses": 0}
+        stored: Dict[str, Any] = dict(device, hash=secret_hash, uid=uuid.uuid4().hex, recent=[])
+        if not self._live:
+            raise StoreUnavailable(f"Redis at {self.where} is unreachable: {self._reason}")
+        answer = self._run(self._device_script("device_add", (name_key(checked_name), json.dumps(stored),
+                                                               secret_hash)), "add a device")
+        if answer == "exists":
+            raise DeviceExists(f"a device named {checked_name!r} is already there")
+        return device
+
+    def devices(self) -> List[Dict[str, Any]]:
+        if not self._live:
+            raise StoreUnavailable(f"Redis at {self.where} is unreachable: {self._reason}")
+        rows = self._run(self._redis.hvals(self._device_keys[0]), "read the devices")
+        devices = [json.loads(row) for row in rows]
+        devices.sort(key=lambda d: d["created"])
+        return [{k: d.get(k) for k in ("name", "kind", "by", "created", "last_seen")} | {"presses": d.get("presses", 0)}
+                for d in devices]
+
+    def remove_device(self, name: str) -> None:
+        if not self._live:
+            raise StoreUnavailable(f"Redis at {self.where} is unreachable: {self._reason}")
+        answer = self._run(self._device_script("device_remove", (name_key(str(name)),)), "remove a device")
+        if answer == "unknown":
+            raise UnknownDevice(f"no device named {name!r}")
+
+    def device_by_secret(self, secret_hash: str) -> Optional[Dict[str, Any]]:
+        if not self._live:
+            raise StoreUnavailable(f"Redis at {self.where} is unreachable: {self._reason}")
+        raw = self._run(self._device_script("device_find", (secret_hash,)), "read the devices")
+        if not raw:
+            return None
+        d = json.loads(raw)
+        return {"name": d["name"], "kind": d["kind"], "by": d.get("by"), "hash": d["hash"]}
 
     def undo(self) -> State:
         """Revert the latest press not yet undone, after the latest set or new round."""
@@ -528,7 +620,8 @@ class RedisStore:
             p = json.loads(rows[i + 1])
             presses.append({"id": int(rows[i]), "at": p["at"], "source": p["source"],
                             "count_before": p["before"], "count_after": p["after"],
-                            "undone": bool(p["undone"]), "note": p.get("note"), "by": p.get("by")})
+                            "undone": bool(p["undone"]), "note": p.get("note"), "by": p.get("by"),
+                            "device": p.get("device")})
         return presses
 
     def rounds(self) -> List[dict]:

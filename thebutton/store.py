@@ -38,6 +38,36 @@ class NothingToUndo(Exception):
     """There is no press left that undo may revert."""
 
 
+class UnknownDevice(LookupError):
+    """No device by that name (or it was removed); nothing was changed."""
+
+
+class DeviceExists(Exception):
+    """A device by that name (compared case-insensitively) is already there; nothing was changed."""
+
+
+class TooFast(Exception):
+    """A device pressed more than DEVICE_RATE times in DEVICE_WINDOW seconds; nothing was changed."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"a device presses at most {DEVICE_RATE} times a minute: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Duplicate(Exception):
+    """A device's press with an id already counted within IDEM_SECONDS; nothing was changed."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__("already counted")
+        self.state = state
+
+
+DEVICE_KINDS = ("button", "pipedrive")
+DEVICE_RATE = 10  # presses of one device ...
+DEVICE_WINDOW = 60.0  # ... in this many seconds; more are refused (TooFast)
+IDEM_SECONDS = 24 * 3600  # how long a device's press id is remembered
+
+
 @dataclass(frozen=True)
 class State:
     """The counter as committed: what is left (count) of the goal, presses so far, the title.
@@ -66,7 +96,8 @@ class Change:
     state: State
     note: Optional[str] = None  # a press's note
     by: Optional[str] = None  # who made a press (a person or a team), when it says
-    source: Optional[str] = None  # a press's source: gpio, keyboard, api, mqtt, ...
+    source: Optional[str] = None  # a press's source: gpio, keyboard, api, mqtt, device, ...
+    device: Optional[str] = None  # the name of the device that made a press (source "device")
     at: str = ""  # ISO-8601 time of the commit, with its UTC offset
     local: bool = True  # made through this server (False: another server sharing the store)
     took: Optional[float] = None  # seconds the write took to commit, when made here
@@ -85,8 +116,31 @@ class Store(Protocol):
     def state(self) -> State:
         """The latest committed state (for Redis while it is away: the last one heard)."""
 
-    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None) -> State:
-        """count -= 1 (0 wraps to the goal), with an optional note and who made it; the committed state."""
+    def press(self, source: str = "button", note: Optional[str] = None, by: Optional[str] = None,
+              device: Optional[str] = None, at: object = None, idem: Optional[str] = None) -> State:
+        """count -= 1 (0 wraps to the goal), with an optional note and who made it; the committed state.
+
+        With ``device`` (a device's name): its press, at most DEVICE_RATE a minute (TooFast);
+        ``at`` when it was really pressed (validation.check_pressed_at: stored as the press's
+        time in history); ``idem`` its id, counted once per device within IDEM_SECONDS
+        (Duplicate, with the state). UnknownDevice when there is no such device.
+        """
+
+    def add_device(self, name: object, kind: object, by: object, secret_hash: str) -> Dict[str, Any]:
+        """A new device {"name", "kind", "by", "created", "last_seen", "presses"}, found later by
+        ``secret_hash`` (the hash of its secret: the secret itself is never stored).
+
+        InvalidValue for a bad field; DeviceExists for a name already used (case-insensitively).
+        """
+
+    def devices(self) -> List[Dict[str, Any]]:
+        """Every device {"name", "kind", "by", "created", "last_seen", "presses"}, oldest first; no secrets."""
+
+    def remove_device(self, name: str) -> None:
+        """Forget a device, its secret and its press ids; UnknownDevice when there is none by that name."""
+
+    def device_by_secret(self, secret_hash: str) -> Optional[Dict[str, Any]]:
+        """The device {"name", "kind", "by", "hash"} whose secret has this hash, or None."""
 
     def undo(self) -> State:
         """Revert the latest press; NothingToUndo when there is none."""

@@ -133,6 +133,89 @@ def check_note(note: object) -> Optional[str]:
     return None if note is None else check_text(note, "note", MAX_NOTE)
 
 
+MAX_IDEM = 100  # characters of a device press's id (or Idempotency-Key)
+PRESSED_AT_WINDOW = datetime.timedelta(hours=24)  # how long ago a device's press may say it was made
+
+
+def check_device_name(name: object) -> str:
+    """A device's name: 1-40 characters under the text rules."""
+    return check_name(name, "name")
+
+
+def check_kind(kind: object) -> str:
+    from thebutton.store import DEVICE_KINDS
+
+    if kind not in DEVICE_KINDS:
+        raise InvalidValue(f"kind must be one of {', '.join(DEVICE_KINDS)}")
+    return str(kind)
+
+
+def check_idem(idem: object) -> Optional[str]:
+    """A device press's id: None, or 1-100 characters with no control characters (not trimmed: it is compared)."""
+    if idem is None:
+        return None
+    if not isinstance(idem, str) or not 1 <= len(idem) <= MAX_IDEM:
+        raise InvalidValue(f"id must be a string of 1 to {MAX_IDEM} characters")
+    if _has_control(idem):
+        raise InvalidValue("id must not contain control characters")
+    return idem
+
+
+def check_pressed_at(at: object, now: str) -> Optional[str]:
+    """When a device's press was really made: None, or an ISO-8601 time with its offset, or Unix
+    seconds (a number, or its digits as a query parameter gives them); at most 24 h before
+    ``now`` and not after it (give or take FUTURE_SLACK). Returned as UTC to the millisecond."""
+    if at is None:
+        return None
+    current = parse_time(now, "now")
+    if isinstance(at, str) and re.fullmatch(r"\d{1,12}(\.\d{1,6})?", at.strip()):
+        at = float(at)
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        try:
+            when = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidValue("at must be an ISO-8601 time with its UTC offset or Unix seconds") from None
+    elif isinstance(at, str):
+        try:
+            when = parse_time(at.strip(), "at")
+        except InvalidValue:
+            raise InvalidValue("at must be an ISO-8601 time with its UTC offset or Unix seconds") from None
+    else:
+        raise InvalidValue("at must be an ISO-8601 time with its UTC offset or Unix seconds")
+    if when > current + FUTURE_SLACK:
+        raise InvalidValue("at must not be in the future")
+    if when < current - PRESSED_AT_WINDOW:
+        raise InvalidValue("at must be within the last 24 hours")
+    when = min(when, current).astimezone(datetime.timezone.utc)
+    return when.replace(microsecond=when.microsecond // 1000 * 1000).isoformat(timespec="milliseconds")
+
+
+def clean_note(text: object) -> Optional[str]:
+    """Any text (a CRM's deal title) made into a note that passes check_note, or None: control
+    and layout characters become spaces, runs of marks are cut, and it is shortened to MAX_NOTE."""
+    if not isinstance(text, str):
+        return None
+    chars = []
+    run = 0
+    for ch in text:
+        if ch in LAYOUT_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs", "Co"):
+            ch, run = " ", 0
+        elif unicodedata.category(ch) in ("Mn", "Me"):
+            run += 1
+            if run > MAX_MARKS_IN_A_ROW:
+                continue
+        elif unicodedata.category(ch) != "Cf":
+            run = 0
+        chars.append(ch)
+    cleaned = " ".join("".join(chars).split())
+    if len(cleaned) > MAX_NOTE:
+        cleaned = cleaned[:MAX_NOTE - 1].rstrip() + "\u2026"
+    try:
+        return check_note(cleaned)
+    except InvalidValue:
+        return None
+
+
 def parse_time(text: str, what: str) -> datetime.datetime:
     """An ISO-8601 time with its UTC offset, as an aware datetime; InvalidValue otherwise."""
     try:

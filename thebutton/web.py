@@ -20,7 +20,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.log import access_log
 
 from thebutton.hosts import HostRule, host_name
-from thebutton.store import InvalidValue, NothingToUndo, StoreError
+from thebutton.store import DeviceExists, InvalidValue, NothingToUndo, StoreError, TooFast, UnknownDevice
 
 log = logging.getLogger("button.web")
 
@@ -88,8 +88,12 @@ def error_of(exc: Exception, what: str) -> ApiError:
     """The HTTP answer to a store's exception; ``what`` it was: "press", "set", "read the history"."""
     if isinstance(exc, InvalidValue):
         return ApiError(400, str(exc))
-    if isinstance(exc, NothingToUndo):
+    if isinstance(exc, (NothingToUndo, DeviceExists)):
         return ApiError(409, str(exc))
+    if isinstance(exc, UnknownDevice):
+        return ApiError(404, str(exc))
+    if isinstance(exc, TooFast):
+        return ApiError(429, str(exc), {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, StoreError):  # StoreUnavailable too: Redis is away
         reading = what.startswith("read")
         log.error("cannot %s: %s" if reading else "%s not stored: %s", what, exc)
@@ -151,33 +155,35 @@ class BaseHandler(ErrorShape):
     """
 
     answered = False  # finish() has run: the answer is out
+    max_body = MAX_API_BODY  # bytes of a body kept; a route that takes bigger ones (a CRM's webhook) says so
 
     def prepare(self) -> None:
         # Before any auth or body check: a method the route lacks is 405, whoever asks.
         allowed = methods_of(self)
         if self.request.method not in allowed:
-            raise ApiError(405, f"{self.request.method} is not allowed here", {"Allow": ", ".join(allowed)})
+            method = "GET" if self.request.method == "HEAD" else self.request.method  # HEAD answers like GET
+            raise ApiError(405, f"{method} is not allowed here", {"Allow": ", ".join(allowed)})
         self.check_access()
         self.chunks: List[bytes] = []
         self.received = 0
         # data_received cuts a body off at MAX_READ_BODY itself, with an answer in words.
         self.request.connection.set_max_body_size(NO_TORNADO_LIMIT)  # type: ignore[union-attr]
         length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > MAX_API_BODY:
-            raise ApiError(413, f"body larger than {MAX_API_BODY} bytes")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            raise ApiError(413, f"body larger than {self.max_body} bytes")
 
     def check_access(self) -> None:
         """Raise ApiError unless this request may go on (after the method check, before the body)."""
 
     def data_received(self, chunk: bytes) -> None:
         self.received += len(chunk)
-        if self.received <= MAX_API_BODY:
+        if self.received <= self.max_body:
             self.chunks.append(chunk)
         elif self.received > MAX_READ_BODY and not self.answered:
             # A chunked body that goes on and on: answer now; Tornado then closes the
             # connection instead of reading the rest.
             self.set_status(413)
-            self.finish({"error": f"body larger than {MAX_API_BODY} bytes"})
+            self.finish({"error": f"body larger than {self.max_body} bytes"})
 
     def on_finish(self) -> None:
         self.answered = True
@@ -199,8 +205,8 @@ class JsonHandler(BaseHandler):
 
     def json_body(self, empty_ok: bool = False) -> Dict[str, Any]:
         """The request body as a JSON object; 413 or 400 in words otherwise."""
-        if self.received > MAX_API_BODY:
-            raise ApiError(413, f"body larger than {MAX_API_BODY} bytes")
+        if self.received > self.max_body:
+            raise ApiError(413, f"body larger than {self.max_body} bytes")
         raw = b"".join(self.chunks)
         if not raw.strip():
             if empty_ok:

@@ -76,7 +76,8 @@ def sentence(change: Change, words: Optional[Words] = None) -> str:
         else:
             text = t("webhook.left", count=count, goal=goal)
         text = t("webhook.note", note=change.note, text=text) if change.note else text
-        return t("webhook.by", by=change.by, text=text) if change.by else text
+        who = change.by or change.device  # a device's press without a name says which device
+        return t("webhook.by", by=who, text=text) if who else text
     if change.event == "undo":
         return t("webhook.undo", count=count, goal=goal)
     if change.event == "round":
@@ -99,6 +100,7 @@ def payload(change: Change, words: Optional[Words] = None) -> bytes:
         "presses": state.presses,
         "note": change.note,
         "by": change.by,
+        "device": change.device,
         "text": slack_escape(sentence(change, words)),
     }).encode()
 
