@@ -515,17 +515,7 @@
   }
 
   // ---- the devices (GET/POST /api/devices, DELETE /api/devices/<name>) ---------------------
-  const DEVICE_WORDS = {
-    kinds: { button: "Button or script", pipedrive: "Pipedrive" },
-    never: "Never",
-    remove: "Remove",
-    confirm: "Remove {name}? Its URL stops working at once.",
-    removed: "{name} removed.",
-    copied: "Copied.",
-    copyFailed: "Select the URL and copy it by hand.",
-    noName: "A device needs a name.",
-    cannotLoad: "Cannot load the devices: ",
-  };
+  const KIND_WORDS = { button: "admin.kind_button" }; // pipedrive: its name
 
   function loadDevices() {
     if (!token) {
@@ -537,7 +527,7 @@
         devicesTable(answer.body.devices || []);
         hooks.deviceLoads = (hooks.deviceLoads || 0) + 1;
       } else if (!unauthorized(answer)) {
-        say("devices-error", DEVICE_WORDS.cannotLoad + errorText(answer));
+        say("devices-error", t("admin.cannot_load_devices", { reason: errorText(answer) }));
       }
     });
   }
@@ -549,14 +539,14 @@
       const tr = document.createElement("tr");
       tr.dataset.device = d.name;
       cell(tr, "name", d.name); // people's text: textContent only
-      cell(tr, "kind", DEVICE_WORDS.kinds[d.kind] || d.kind);
+      cell(tr, "kind", KIND_WORDS[d.kind] ? t(KIND_WORDS[d.kind]) : d.kind === "pipedrive" ? "Pipedrive" : d.kind);
       cell(tr, "by", d.by || "");
-      cell(tr, "seen", d.last_seen ? when(d.last_seen) : DEVICE_WORDS.never);
-      cell(tr, "presses", String(d.presses));
+      cell(tr, "seen", d.last_seen ? when(d.last_seen) : t("admin.never"));
+      cell(tr, "presses", window.ButtonFeed.number(d.presses));
       const button = document.createElement("button");
       button.type = "button";
       button.className = "remove";
-      button.textContent = DEVICE_WORDS.remove;
+      button.textContent = t("admin.remove");
       button.addEventListener("click", function () { removeDevice(d.name, button); });
       cell(tr, "actions", "").appendChild(button);
       rows.appendChild(tr);
@@ -570,7 +560,7 @@
     const name = $("device-name").value.trim();
     const by = $("device-by").value.trim();
     if (!name) {
-      say("devices-error", DEVICE_WORDS.noName);
+      say("devices-error", t("admin.device_needs_name"));
       return;
     }
     const body = { name: name, kind: $("device-kind").value };
@@ -600,22 +590,22 @@
       ? navigator.clipboard.writeText(field.value)
       : Promise.reject(new Error("no clipboard here"));
     copied.then(function () {
-      done("devices-done", DEVICE_WORDS.copied);
+      done("devices-done", t("admin.copied"));
     }, function () {
       // Plain http on a LAN has no clipboard API: the selected text is one Ctrl+C away.
-      say("devices-error", DEVICE_WORDS.copyFailed);
+      say("devices-error", t("admin.copy_failed"));
     });
   });
 
   function removeDevice(name, button) {
-    if (!window.confirm(DEVICE_WORDS.confirm.replace("{name}", name))) {
+    if (!window.confirm(t("admin.remove_confirm", { name: name }))) {
       return;
     }
     clear(["devices-error", "devices-done"]);
     button.disabled = true;
     api("DELETE", "/api/devices/" + encodeURIComponent(name)).then(function (answer) {
       if (answer.status === 204) {
-        done("devices-done", DEVICE_WORDS.removed.replace("{name}", name));
+        done("devices-done", t("admin.removed", { name: name }));
         $("device-new").hidden = true;
       } else if (!unauthorized(answer)) {
         say("devices-error", errorText(answer));
