@@ -103,8 +103,8 @@ def test_csv_link_downloads_the_history(tab):
         link.click()
     with open(download.value.path(), encoding="utf-8") as f:
         lines = f.read().splitlines()
-    assert lines[0] == "\ufeffid,at,source,count_before,count_after,undone,note,by"  # the BOM is for Excel
-    assert lines[1].startswith("1,") and lines[1].endswith(",api,20,19,false,Acme,")
+    assert lines[0] == "\ufeffid,at,source,count_before,count_after,undone,note,by,device"  # the BOM is for Excel
+    assert lines[1].startswith("1,") and lines[1].endswith(",api,20,19,false,Acme,,")
     with urllib.request.urlopen(tab.server.url + href) as r:
         assert r.headers["Content-Type"].startswith("text/csv")
 
