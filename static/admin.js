@@ -268,7 +268,7 @@
 
   // Fill the fields from a state, except those being edited.
   function fill(state, force) {
-    const values = { count: String(state.count), goal: String(state.goal), title: state.title || "" };
+    const values = { count: String(state.count), goal: String(state.goal), title: state.title ? window.ButtonFeed.heading(state) : "" };  // the default heading in the page's language
     Object.keys(fields).forEach(function (name) {
       if (force || !dirty.has(name)) {
         fields[name].value = values[name];
@@ -354,7 +354,7 @@
     $("count").textContent = String(current.count);
     $("goal").textContent = String(current.goal);
     if (typeof current.title === "string") {
-      $("state-title").textContent = current.title;
+      $("state-title").textContent = window.ButtonFeed.heading(current);
       $("heading").textContent = window.ButtonFeed.heading(current);
       document.title = t("admin.heading") + " · " + window.ButtonFeed.heading(current);
     }

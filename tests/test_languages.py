@@ -275,6 +275,8 @@ def test_admin_screens_table_says_last_seen_in_the_pages_language(browser, db_pa
         expect(row.locator(".seen")).to_have_text(re.compile(r"^Zuletzt gesehen vor \d+ Sekunden?$"), timeout=15000)
         expect(row.locator("button.reload")).to_have_text("Neu laden")
         expect(row.locator("button.identify")).to_have_text("Identifizieren")
+        expect(page.locator("#state-title")).to_have_text("Countdown bis 20")  # the default heading, in German
+        expect(page.locator("#set-title")).to_have_value("Countdown bis 20")
         page.clock.fast_forward("05:00")  # the list is asked for again: five minutes on
         expect(row.locator(".seen")).to_have_text("Zuletzt gesehen vor 5 Minuten", timeout=15000)
     finally:
