@@ -427,7 +427,7 @@ def test_the_admin_page_lists_the_screens_and_steers_them(browser, server):
         if name == "tv":
             lobby_row.get_by_role("button", name="Identify").click()
             expect(lobby.locator("#identify")).to_have_text("Lobby TV")
-            expect(page.locator("#screens-done")).to_have_text("Sent to 1 screen(s).")
+            expect(page.locator("#screens-done")).to_have_text("Sent to 1 screen.")
             lobby.evaluate("window.notReloaded = true")
             with lobby.expect_navigation(timeout=15000):
                 lobby_row.get_by_role("button", name="Reload").click()
