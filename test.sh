@@ -2,7 +2,8 @@
 # Run every test. Installs (as root, with apt) what the tests start for real: Debian's Chromium
 # for the browser tests, redis-server and mosquitto for the shared store and MQTT, shellcheck,
 # systemd-analyze and desktop-file-validate for the deploy/ files, promtool (Debian's prometheus)
-# to lint /metrics, libfaketime (faketime) to move a real server's wall clock, iproute2 (ss) to read a listening socket's backlog; makes the venv and installs
+# to lint /metrics, libfaketime (faketime) to move a real server's wall clock, iproute2 (ss) to read a
+# listening socket's backlog, fonts-noto-cjk for the Chinese screenshot; makes the venv and installs
 # the test tools; then runs pytest. Extra arguments go to pytest. TORNADO=6.1 runs the same tests on that Tornado (in .venv-tornado-6.1).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,8 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v faketime >/dev/null || missing+=(faketime)
+# Chinese glyphs for the screenshot of the zh countdown page (the page itself needs no font file).
+ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 command -v ss >/dev/null || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -32,6 +32,8 @@ from thebutton.app import make_app
 from thebutton.changes import Changes, PressSource
 from thebutton.feed import Feed
 from thebutton.hosts import HostRule, parse_hosts
+from thebutton.languages import check as check_lang
+from thebutton.languages import webhook_words
 from thebutton.led import Led
 from thebutton.metrics import Metrics
 from thebutton.pages import page_version
@@ -83,6 +85,8 @@ define("mqtt_topic", default="the-button", help="MQTT base topic: <topic>/state,
 define("mqtt_discovery", default="homeassistant", help='Home Assistant discovery prefix; "" = no discovery configs')
 define("mqtt_commands", default=False, type=bool, help="obey <topic>/press and <topic>/undo: then anyone who may publish to the broker can press")
 define("store", default="", help="redis://[:password@]host[:port][/db] to share one count among several servers; \"\" = the SQLite file of --db")
+define("lang", default="auto", help="the pages' language: auto (each browser's preferred one when we have it, else English), "
+       "en, de, fr, es, nl or zh; webhook sentences follow it (auto: English)")
 define("store_key", default="the-button", help="key prefix in Redis; servers with the same Redis and key share one count")
 
 
@@ -149,7 +153,7 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop, 
     metrics = Metrics(feed, health)
     changes.listen(metrics.on_change)
     app = make_app(store, feed, metrics, HERE, token=token, health=health,
-                   hosts=HostRule(parse_hosts(options.hosts)))
+                   hosts=HostRule(parse_hosts(options.hosts)), lang=options.lang)
     server = Server(store, button, feed, app, token)
     server.starters.append(recaps.start)
     server.starters.append(feed.screens.start)
@@ -162,7 +166,7 @@ def wire(store: Store, button: PressSource, token: Optional[str], loop: IOLoop, 
         if options.webhook:
             from thebutton.webhooks import Webhooks, parse_urls
 
-            webhooks = Webhooks(parse_urls(options.webhook))
+            webhooks = Webhooks(parse_urls(options.webhook), words=webhook_words(options.lang))
             changes.listen(webhooks.on_change)
             server.closers.append(webhooks.close)
         if options.mqtt:
@@ -325,6 +329,9 @@ def _check_options() -> Optional[str]:
         return f"--night must look like 19:00-07:00, not {options.night!r}"
     if not STORE_KEY_RE.match(options.store_key):
         return f"--store-key must be 1-100 letters, digits or . _ : -, not {options.store_key!r}"
+    lang_problem = check_lang(options.lang)
+    if lang_problem:
+        return lang_problem
     if options.round not in ("none",) + PERIODS:
         return f"--round must be one of none, {', '.join(PERIODS)}, not {options.round!r}"
     if options.hold not in HOLDS:

@@ -11,6 +11,8 @@
   const $ = function (id) { return document.getElementById(id); };
   const LATEST = 20; // presses in the table
   const limits = JSON.parse(body.dataset.limits || "{}"); // the server's (thebutton/validation.py)
+  const t = window.ButtonFeed.t; // the page's words (static/feed.js)
+  const tn = window.ButtonFeed.tn;
 
   // Characters as the server counts them: code points, so that an emoji is one, not two
   // (an input's maxlength counts UTF-16 units and would allow only half as many emoji).
@@ -67,7 +69,7 @@
         return { status: res.status, body: json || {}, retryAfter: res.headers.get("Retry-After") };
       });
     }, function () {
-      return { status: 0, body: { error: "no answer from the server: is it running?" } };
+      return { status: 0, body: { error: t("admin.no_answer") } };
     });
   }
 
@@ -76,7 +78,8 @@
     if (answer.status === 0) {
       return words;
     }
-    return words ? capital(words) : "The server answered " + answer.status + ".";
+    // The server's own words (the API speaks English), else ours in the page's language.
+    return words ? capital(words) : t("admin.server_answered", { status: String(answer.status) });
   }
 
   function capital(text) {
@@ -89,7 +92,7 @@
       return false;
     }
     signOut();
-    say("token-error", "Signed out: " + errorText(answer));
+    say("token-error", t("admin.signed_out", { reason: errorText(answer) }));
     return true;
   }
 
@@ -102,7 +105,7 @@
     tokenInput.value = ""; // out of the field at once: the variable below is its only home
     clear(["token-error"]);
     if (!given) {
-      say("token-error", "Enter the admin token.");
+      say("token-error", t("admin.enter_token"));
       tokenInput.focus();
       return;
     }
@@ -116,10 +119,10 @@
       }
       token = null;
       if (answer.status === 403 && /wrong token/i.test(answer.body.error || "")) {
-        say("token-error", "Wrong token: check it and try again.");
+        say("token-error", t("admin.wrong_token"));
       } else if (answer.status === 429) {
-        say("token-error", "Too many wrong tokens: wait " + (answer.retryAfter || "a minute") +
-            " s and try again.");
+        const wait = Number(answer.retryAfter);
+        say("token-error", answer.retryAfter && isFinite(wait) ? t("admin.too_many", { s: wait }) : t("admin.too_many_minute"));
       } else {
         say("token-error", errorText(answer));
       }
@@ -201,11 +204,11 @@
     const note = noteInput.value.trim();
     const by = whoInput.value.trim();
     if (tooLong(note, limits.note)) {
-      say("note-error", "A note is at most " + limits.note + " characters.");
+      say("note-error", t("admin.note_too_long", { n: limits.note }));
       return;
     }
     if (tooLong(by, limits.name)) {
-      say("who-error", "A name is at most " + limits.name + " characters.");
+      say("who-error", t("admin.name_too_long", { n: limits.name }));
       return;
     }
     const body = {};
@@ -223,7 +226,8 @@
         noteInput.value = ""; // a note goes with one press only; the name stays for the next
         window.sessionStorage.setItem(WHO_KEY, by); // remembered for this tab
         show(answer.body);
-        done("press-done", (by ? by + ": " : "") + (note ? "Pressed: “" + note + "”" : "Pressed."));
+        const pressed = note ? t("admin.pressed_note", { note: note }) : t("admin.pressed");
+        done("press-done", by ? t("admin.by", { by: by, text: pressed }) : pressed);
       } else if (!unauthorized(answer)) {
         // A bad note or name is that field's fault; anything else (503, 429, ...) belongs to the button.
         const words = errorText(answer);
@@ -245,9 +249,9 @@
       button.disabled = false;
       if (answer.status === 200) {
         show(answer.body);
-        done("press-done", "Undone.");
+        done("press-done", t("admin.undone"));
       } else if (!unauthorized(answer)) {
-        say("undo-error", answer.status === 409 ? "Nothing to undo: " + errorText(answer) : errorText(answer));
+        say("undo-error", answer.status === 409 ? t("admin.nothing_to_undo", { reason: errorText(answer) }) : errorText(answer));
       }
     });
   });
@@ -264,7 +268,7 @@
 
   // Fill the fields from a state, except those being edited.
   function fill(state, force) {
-    const values = { count: String(state.count), goal: String(state.goal), title: state.title || "" };
+    const values = { count: String(state.count), goal: String(state.goal), title: state.title ? window.ButtonFeed.heading(state) : "" };  // the default heading in the page's language
     Object.keys(fields).forEach(function (name) {
       if (force || !dirty.has(name)) {
         fields[name].value = values[name];
@@ -288,7 +292,7 @@
       }
       const raw = fields[name].value.trim();
       if (!/^-?\d+$/.test(raw)) {
-        say("set-" + name + "-error", capital(name) + " must be a whole number.");
+        say("set-" + name + "-error", t(name === "count" ? "admin.count_whole" : "admin.goal_whole"));
         bad = true;
         return;
       }
@@ -297,7 +301,7 @@
     if (dirty.has("title")) {
       change.title = fields.title.value.trim();
       if (tooLong(change.title, limits.title)) {
-        say("set-title-error", "A title is at most " + limits.title + " characters.");
+        say("set-title-error", t("admin.title_too_long", { n: limits.title }));
         bad = true;
       }
     }
@@ -305,7 +309,7 @@
       return;
     }
     if (Object.keys(change).length === 0) {
-      say("save-error", "Nothing changed: edit the count, the goal or the title first.");
+      say("save-error", t("admin.nothing_changed"));
       return;
     }
     const button = $("save");
@@ -315,7 +319,7 @@
       if (answer.status === 200) {
         show(answer.body);
         fill(answer.body, true);
-        done("save-done", "Saved.");
+        done("save-done", t("admin.saved"));
       } else if (!unauthorized(answer)) {
         say(blame(answer, change), errorText(answer));
       }
@@ -350,12 +354,12 @@
     $("count").textContent = String(current.count);
     $("goal").textContent = String(current.goal);
     if (typeof current.title === "string") {
-      $("state-title").textContent = current.title;
-      $("heading").textContent = current.title;
-      document.title = "Admin · " + current.title;
+      $("state-title").textContent = window.ButtonFeed.heading(current);
+      $("heading").textContent = window.ButtonFeed.heading(current);
+      document.title = t("admin.heading") + " · " + window.ButtonFeed.heading(current);
     }
     $("presses").textContent = typeof current.presses === "number"
-      ? current.presses + (current.presses === 1 ? " press" : " presses") + " in all" : "";
+      ? tn("admin.presses_in_all", current.presses) : "";
     const share = current.goal > 0 ? (current.goal - current.count) / current.goal : 0;
     $("meter").style.width = (100 * Math.max(0, Math.min(1, share))).toFixed(1) + "%";
     body.classList.toggle("goal-reached", current.count === 0);
@@ -378,7 +382,7 @@
       .then(function (res) {
         return res.json().then(function (json) {
           if (!res.ok) {
-            throw new Error((json && json.error) || "the server answered " + res.status);
+            throw new Error((json && json.error) || t("page.server_answered", { status: String(res.status) }));
           }
           return json;
         });
@@ -388,7 +392,7 @@
         table(json.presses || []);
         hooks.loads += 1;
       }, function (e) {
-        say("latest-error", "Cannot load the latest presses: " + e.message);
+        say("latest-error", t("admin.cannot_load", { reason: e.message }));
       })
       .then(function () {
         loading = false;
@@ -409,40 +413,31 @@
   }
 
   function when(iso) {
-    const t = new Date(iso);
-    if (isNaN(t.getTime())) {
+    const at = new Date(iso);
+    if (isNaN(at.getTime())) {
       return iso;
     }
     const today = new Date();
-    const sameDay = t.toDateString() === today.toDateString();
-    const time = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-    return sameDay ? time : t.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+    const sameDay = at.toDateString() === today.toDateString();
+    const time = at.toLocaleTimeString(window.ButtonFeed.lang, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return sameDay ? time : at.toLocaleDateString(window.ButtonFeed.lang, { month: "short", day: "numeric" }) + " " + time;
   }
 
   // ---- the screens (GET /api/screens; Reload and Identify) ---------------------------------
   const SCREENS_EVERY_MS = 10000; // the list is asked for again this often while signed in
-  const SCREEN_WORDS = {
-    connected: "Connected",
-    lastSeen: "Last seen {ago} ago",
-    sound: { on: "Sound on", off: "Sound off", blocked: "Sound blocked" },
-    current: "Current",
-    old: "Old",
-    reload: "Reload",
-    identify: "Identify",
-    sent: "Sent to {n} screen(s).",
-    cannotLoad: "Cannot load the screens: ",
-  };
+  const SOUND_WORDS = { on: "admin.sound_on", off: "admin.sound_off", blocked: "admin.sound_blocked" };
 
-  // "2 h", "5 min", "3 d": how long ago, roughly.
+  // How long ago, roughly, in the page's language ("2 hours ago", "vor 2 Stunden").
+  const relative = typeof Intl.RelativeTimeFormat === "function"
+    ? new Intl.RelativeTimeFormat(window.ButtonFeed.lang, { numeric: "always" }) : null;
   function ago(iso) {
     const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
     if (isNaN(s)) {
       return iso;
     }
-    if (s < 60) { return Math.round(s) + " s"; }
-    if (s < 3600) { return Math.round(s / 60) + " min"; }
-    if (s < 86400) { return Math.round(s / 3600) + " h"; }
-    return Math.round(s / 86400) + " d";
+    const unit = s < 60 ? ["second", 1] : s < 3600 ? ["minute", 60] : s < 86400 ? ["hour", 3600] : ["day", 86400];
+    const n = Math.round(s / unit[1]);
+    return relative ? relative.format(-n, unit[0]) : window.ButtonFeed.number(n) + " " + unit[0] + "(s)";
   }
 
   let screensTimer = null;
@@ -457,7 +452,7 @@
         screensTable(answer.body.screens || []);
         hooks.screenLoads = (hooks.screenLoads || 0) + 1;
       } else if (!unauthorized(answer)) {
-        say("screens-error", SCREEN_WORDS.cannotLoad + errorText(answer));
+        say("screens-error", t("admin.cannot_load_screens", { reason: errorText(answer) }));
       }
       if (token) {
         screensTimer = window.setTimeout(loadScreens, SCREENS_EVERY_MS);
@@ -476,17 +471,17 @@
       tr.classList.toggle("muted", s.sound !== "on");
       tr.classList.toggle("old", !s.current);
       cell(tr, "name", s.screen); // people's text: textContent only
-      cell(tr, "seen", s.connected ? SCREEN_WORDS.connected : SCREEN_WORDS.lastSeen.replace("{ago}", ago(s.last_seen)))
+      cell(tr, "seen", s.connected ? t("admin.connected") : t("admin.last_seen", { ago: ago(s.last_seen) }))
         .title = s.address + " · " + s.last_seen;
-      cell(tr, "sound", SCREEN_WORDS.sound[s.sound] || s.sound);
-      cell(tr, "version", s.current ? SCREEN_WORDS.current : SCREEN_WORDS.old).title = s.version;
-      cell(tr, "size", s.width + "×" + s.height);
+      cell(tr, "sound", SOUND_WORDS[s.sound] ? t(SOUND_WORDS[s.sound]) : s.sound);
+      cell(tr, "version", s.current ? t("admin.current") : t("admin.old")).title = s.version;
+      cell(tr, "size", s.width + "×" + s.height); // pixels, no digit groups
       const actions = cell(tr, "actions", "");
       ["reload", "identify"].forEach(function (command) {
         const button = document.createElement("button");
         button.type = "button";
         button.className = command;
-        button.textContent = SCREEN_WORDS[command];
+        button.textContent = t(command === "reload" ? "admin.reload" : "admin.identify");
         button.disabled = !s.connected;
         button.addEventListener("click", function () { steer(command, s.screen, button); });
         actions.appendChild(button);
@@ -510,7 +505,7 @@
     api("POST", "/api/screens/" + command, { screen: screen }).then(function (answer) {
       button.disabled = false;
       if (answer.status === 200) {
-        say("screens-done", SCREEN_WORDS.sent.replace("{n}", String(answer.body.sent)));
+        say("screens-done", tn("admin.sent", answer.body.sent));
         hooks.steered = (hooks.steered || 0) + 1;
       } else if (!unauthorized(answer)) {
         say("screens-error", errorText(answer));
@@ -520,17 +515,7 @@
   }
 
   // ---- the devices (GET/POST /api/devices, DELETE /api/devices/<name>) ---------------------
-  const DEVICE_WORDS = {
-    kinds: { button: "Button or script", pipedrive: "Pipedrive" },
-    never: "Never",
-    remove: "Remove",
-    confirm: "Remove {name}? Its URL stops working at once.",
-    removed: "{name} removed.",
-    copied: "Copied.",
-    copyFailed: "Select the URL and copy it by hand.",
-    noName: "A device needs a name.",
-    cannotLoad: "Cannot load the devices: ",
-  };
+  const KIND_WORDS = { button: "admin.kind_button" }; // pipedrive: its name
 
   function loadDevices() {
     if (!token) {
@@ -542,7 +527,7 @@
         devicesTable(answer.body.devices || []);
         hooks.deviceLoads = (hooks.deviceLoads || 0) + 1;
       } else if (!unauthorized(answer)) {
-        say("devices-error", DEVICE_WORDS.cannotLoad + errorText(answer));
+        say("devices-error", t("admin.cannot_load_devices", { reason: errorText(answer) }));
       }
     });
   }
@@ -554,14 +539,14 @@
       const tr = document.createElement("tr");
       tr.dataset.device = d.name;
       cell(tr, "name", d.name); // people's text: textContent only
-      cell(tr, "kind", DEVICE_WORDS.kinds[d.kind] || d.kind);
+      cell(tr, "kind", KIND_WORDS[d.kind] ? t(KIND_WORDS[d.kind]) : d.kind === "pipedrive" ? "Pipedrive" : d.kind);
       cell(tr, "by", d.by || "");
-      cell(tr, "seen", d.last_seen ? when(d.last_seen) : DEVICE_WORDS.never);
-      cell(tr, "presses", String(d.presses));
+      cell(tr, "seen", d.last_seen ? when(d.last_seen) : t("admin.never"));
+      cell(tr, "presses", window.ButtonFeed.number(d.presses));
       const button = document.createElement("button");
       button.type = "button";
       button.className = "remove";
-      button.textContent = DEVICE_WORDS.remove;
+      button.textContent = t("admin.remove");
       button.addEventListener("click", function () { removeDevice(d.name, button); });
       cell(tr, "actions", "").appendChild(button);
       rows.appendChild(tr);
@@ -575,7 +560,7 @@
     const name = $("device-name").value.trim();
     const by = $("device-by").value.trim();
     if (!name) {
-      say("devices-error", DEVICE_WORDS.noName);
+      say("devices-error", t("admin.device_needs_name"));
       return;
     }
     const body = { name: name, kind: $("device-kind").value };
@@ -605,22 +590,22 @@
       ? navigator.clipboard.writeText(field.value)
       : Promise.reject(new Error("no clipboard here"));
     copied.then(function () {
-      done("devices-done", DEVICE_WORDS.copied);
+      done("devices-done", t("admin.copied"));
     }, function () {
       // Plain http on a LAN has no clipboard API: the selected text is one Ctrl+C away.
-      say("devices-error", DEVICE_WORDS.copyFailed);
+      say("devices-error", t("admin.copy_failed"));
     });
   });
 
   function removeDevice(name, button) {
-    if (!window.confirm(DEVICE_WORDS.confirm.replace("{name}", name))) {
+    if (!window.confirm(t("admin.remove_confirm", { name: name }))) {
       return;
     }
     clear(["devices-error", "devices-done"]);
     button.disabled = true;
     api("DELETE", "/api/devices/" + encodeURIComponent(name)).then(function (answer) {
       if (answer.status === 204) {
-        done("devices-done", DEVICE_WORDS.removed.replace("{name}", name));
+        done("devices-done", t("admin.removed", { name: name }));
         $("device-new").hidden = true;
       } else if (!unauthorized(answer)) {
         say("devices-error", errorText(answer));

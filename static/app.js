@@ -14,6 +14,8 @@
   const enableButton = document.getElementById("enable-sound");
   const confettiEl = document.getElementById("confetti");
   const limits = JSON.parse(body.dataset.limits); // the server's: {note, title, goal, history}
+  const t = window.ButtonFeed.t; // the page's words (static/feed.js)
+  const tn = window.ButtonFeed.tn;
   const MUTE_KEY = "the-button:muted";
   const SCREEN_KEY = "the-button:screen"; // the generated name of this browser's screen
   const IDENTIFY_MS = 10000; // how long the screen's name stays up after "identify"
@@ -41,7 +43,7 @@
     countEl.textContent = String(count);
     goalEl.textContent = String(goal);
     if (typeof next.title === "string" && next.title) {
-      titleEl.textContent = next.title;
+      titleEl.textContent = window.ButtonFeed.heading(next);
     }
     document.title = count + " · " + titleEl.textContent;
     const done = goal > 0 ? (goal - count) / goal : 0;
@@ -151,8 +153,8 @@
   function showSoundState() {
     body.dataset.sound = muted ? "muted" : (audio && audio.state === "running" ? "on" : "blocked");
     muteButton.setAttribute("aria-pressed", muted ? "true" : "false");
-    muteButton.textContent = muted ? "Sound off" : "Sound on";
-    muteButton.title = muted ? "Sound is off: click to turn the air horn on" : "Mute the air horn";
+    muteButton.textContent = muted ? t("countdown.sound_off") : t("countdown.sound_on");
+    muteButton.title = muted ? t("countdown.unmute") : t("countdown.mute");
     const ctx = audio;
     hooks.audioState = ctx ? ctx.state : "none";
     hooks.soundBlocked = !muted && (!ctx || ctx.state !== "running");
@@ -378,30 +380,21 @@
   // The round's recap, from the press that reached the goal until the next press: how long
   // it took against the usual, the presses, the top 3 and the last note (people's text: textContent).
   const recapEl = document.getElementById("recap");
-  function duration(total) {
-    const s = Math.max(0, Math.round(total));
-    const d = Math.floor(s / 86400);
-    const h = Math.floor((s % 86400) / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    if (d) { return d + " d " + h + " h"; }
-    if (h) { return h + " h " + m + " min"; }
-    if (m) { return m + " min"; }
-    return s + " s";
-  }
+  const duration = window.ButtonFeed.duration;
   function showRecap(recap) {
     if (!recap || count !== 0) {
       recapEl.hidden = true;
       body.classList.remove("has-recap");
       return;
     }
-    document.getElementById("recap-took").textContent = "Done in " + duration(recap.took);
-    document.getElementById("recap-presses").textContent = recap.presses + (recap.presses === 1 ? " press" : " presses");
+    document.getElementById("recap-took").textContent = t("countdown.done_in", { time: duration(recap.took) });
+    document.getElementById("recap-presses").textContent = tn("countdown.presses", recap.presses);
     document.getElementById("recap-usual").textContent = typeof recap.usual === "number"
-      ? (recap.took <= recap.usual ? "Faster than usual (" : "Usually ") + duration(recap.usual) + (recap.took <= recap.usual ? ")" : "")
-      : "The first round";
+      ? t(recap.took <= recap.usual ? "countdown.faster" : "countdown.usually", { time: duration(recap.usual) })
+      : t("countdown.first_round");
     fillLeaders(document.getElementById("recap-leaders"), recap.leaders);
     const noteEl2 = document.getElementById("recap-note");
-    noteEl2.textContent = recap.note ? "Last: “" + recap.note + "”" : "";
+    noteEl2.textContent = recap.note ? t("countdown.last_note", { note: recap.note }) : "";
     noteEl2.hidden = !recap.note;
     recapEl.hidden = false;
     body.classList.add("has-recap");

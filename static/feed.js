@@ -19,11 +19,65 @@
 "use strict";
 
 (function () {
+  // ---- the page's words ----------------------------------------------------------------
+  // The server writes the page's language in <html lang> and its catalogue
+  // (thebutton/i18n/<lang>.json, all but the webhooks' keys) in body[data-words]. A key
+  // that is missing shows as itself, so that a gap is seen, never a blank.
+  const lang = document.documentElement.lang || "en";
+  let catalogue = {};
+  try {
+    catalogue = JSON.parse(document.body.dataset.words || "{}");
+  } catch (e) {
+    catalogue = {};
+  }
+  const numbers = new Intl.NumberFormat(lang);
+  const plurals = new Intl.PluralRules(lang);
+
+  // The text of `key` with each {name} replaced by vars[name] (numbers in the page's way).
+  function t(key, vars) {
+    const text = Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : key;
+    return text.replace(/\{([a-z_]+)\}/g, function (whole, name) {
+      if (!vars || !(name in vars)) {
+        return whole;
+      }
+      const value = vars[name];
+      return typeof value === "number" ? numbers.format(value) : String(value);
+    });
+  }
+
+  // A sentence with the number n in it: key.one or key.other, as the language counts
+  // (Intl.PluralRules); n is {n} in the text.
+  function tn(key, n, vars) {
+    const form = key + "." + plurals.select(n);
+    const values = Object.assign({ n: n }, vars || {});
+    return t(Object.prototype.hasOwnProperty.call(catalogue, form) ? form : key + ".other", values);
+  }
+
+  // A length of time in seconds, the largest two units, e.g. "2 hr 5 min" (Intl's words).
+  function duration(total) {
+    const s = Math.max(0, Math.round(total));
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const parts = d ? [[d, "day"], [h, "hour"]] : h ? [[h, "hour"], [m, "minute"]] : m ? [[m, "minute"]] : [[s, "second"]];
+    const shown = parts.filter(function (p, i) { return i === 0 || p[0] > 0; }).map(function (p) {
+      return new Intl.NumberFormat(lang, { style: "unit", unit: p[1], unitDisplay: "short" }).format(p[0]);
+    });
+    return typeof Intl.ListFormat === "function"
+      ? new Intl.ListFormat(lang, { type: "unit", style: "narrow" }).format(shown) : shown.join(" ");
+  }
+
+  // The heading of a state: the server's default one ("Countdown to 20", thebutton/feed.py)
+  // in the page's language, any other title as it was set.
+  function heading(msg) {
+    return msg.title === "Countdown to " + msg.goal ? t("page.default_title", { goal: msg.goal }) : msg.title;
+  }
+
   const WORDS = {
-    connecting: "Connecting…",
-    live: "Live",
-    notLive: "Not live: the count may be behind",
-    offline: "Disconnected: retrying in {s} s",
+    connecting: t("feed.connecting"),
+    live: t("feed.live"),
+    notLive: t("feed.not_live"),
+    offline: catalogue["feed.offline"] || "{s}",
   };
 
   function seconds(value, fallback) {
@@ -71,7 +125,7 @@
       body.dataset.live = feed.live ? "yes" : "no";
       if (statusText) {
         statusText.textContent = state === "live" ? (feed.live ? words.live : words.notLive)
-          : state === "offline" ? words.offline.replace("{s}", String(Math.ceil(retryMs / 1000)))
+          : state === "offline" ? words.offline.replace("{s}", numbers.format(Math.ceil(retryMs / 1000)))
             : words.connecting;
       }
       if (opts.onStatus) {
@@ -284,13 +338,13 @@
     tr.dataset.id = String(p.id);
     cell(tr, "when", when).title = p.at;
     cell(tr, "source", (p.source === "device" && p.device) || p.source || ""); // a device by its name
-    cell(tr, "change", p.count_before + " → " + p.count_after);
+    cell(tr, "change", numbers.format(p.count_before) + " → " + numbers.format(p.count_after));
     cell(tr, "by", p.by || "");
     const note = cell(tr, "note", p.note || "");
     if (p.undone) {
       const tag = document.createElement("span");
       tag.className = "tag undone";
-      tag.textContent = "undone";
+      tag.textContent = t("feed.undone");
       note.insertBefore(tag, note.firstChild);
     }
     return tr;
@@ -308,8 +362,8 @@
   // is people's text: textContent only.
   function leaderRow(leader, rank) {
     const li = document.createElement("li");
-    const parts = rank ? [["rank", String(rank)]] : [];
-    parts.push(["name", String(leader.by)], ["presses", String(leader.presses)]);
+    const parts = rank ? [["rank", numbers.format(rank)]] : [];
+    parts.push(["name", String(leader.by)], ["presses", numbers.format(leader.presses)]);
     parts.forEach(function (part) {
       const span = document.createElement("span");
       span.className = part[0];
@@ -319,5 +373,8 @@
     return li;
   }
 
-  window.ButtonFeed = { connect: connect, pressRow: pressRow, leaderRow: leaderRow };
+  window.ButtonFeed = {
+    connect: connect, pressRow: pressRow, leaderRow: leaderRow,
+    lang: lang, t: t, tn: tn, duration: duration, heading: heading, number: numbers.format,
+  };
 })();

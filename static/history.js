@@ -15,6 +15,10 @@
   const MINUTE = 60000;
   const HOUR = 60 * MINUTE;
   const DAY = 24 * HOUR;
+  const t = window.ButtonFeed.t; // the page's words and language (static/feed.js)
+  const tn = window.ButtonFeed.tn;
+  const LANG = window.ButtonFeed.lang;
+  const num = window.ButtonFeed.number;
 
   // feed: the live feed's own story (static/feed.js).
   const hooks = { loads: 0, fullLoads: 0, draws: 0, feed: null };
@@ -31,7 +35,7 @@
     return window.fetch(path, { cache: "no-store", credentials: "omit" }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (json) {
         if (!res.ok) {
-          throw new Error((json && json.error) || "the server answered " + res.status);
+          throw new Error((json && json.error) || t("page.server_answered", { status: String(res.status) }));
         }
         return json;
       });
@@ -114,7 +118,7 @@
       draw();
       body.dataset.loaded = "yes";
     }, function (e) {
-      $("load-error").textContent = "Cannot load the history: " + e.message;
+      $("load-error").textContent = t("history.cannot_load", { reason: e.message });
       $("load-error").hidden = false;
     }).then(function () {
       loading = false;
@@ -162,30 +166,31 @@
     return power * (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10);
   }
 
+  // A length of time, in the page's language: to the second under a minute, else to the minute.
   function span(ms) {
     ms = Math.max(0, ms);
-    if (ms < MINUTE) {
-      return Math.round(ms / 1000) + " s";
-    }
-    if (ms < HOUR) {
-      return Math.round(ms / MINUTE) + " min";
-    }
-    if (ms < DAY) {
-      const h = Math.floor(ms / HOUR);
-      const m = Math.round((ms - h * HOUR) / MINUTE);
-      return h + " h" + (m ? " " + m + " min" : "");
-    }
-    const d = Math.floor(ms / DAY);
-    const h = Math.round((ms - d * DAY) / HOUR);
-    return d + " d" + (h ? " " + h + " h" : "");
+    return window.ButtonFeed.duration(ms < MINUTE ? ms / 1000 : Math.round(ms / MINUTE) * 60);
   }
 
-  function dayLabel(t) {
-    return new Date(t).toLocaleDateString([], { weekday: "short", month: "short", day: "numeric" });
+  function dayLabel(at) {
+    return new Date(at).toLocaleDateString(LANG, { weekday: "short", month: "short", day: "numeric" });
   }
 
-  function clock(t) {
-    return new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  function shortDate(at) {
+    return new Date(at).toLocaleDateString(LANG, { month: "short", day: "numeric" });
+  }
+
+  function clock(at) {
+    return new Date(at).toLocaleTimeString(LANG, { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // Text with {name} places filled by nodes (e.g. a <strong> number) into el; the rest is text.
+  function fillNodes(el, text, nodes) {
+    el.textContent = "";
+    text.split(/(\{[a-z_]+\})/).forEach(function (part) {
+      const name = part.charAt(0) === "{" ? part.slice(1, -1) : null;
+      el.appendChild(name && nodes[name] ? nodes[name] : document.createTextNode(part));
+    });
   }
 
   function median(values) {
@@ -201,7 +206,7 @@
     const round = rounds[0];
     if (!round) {
       box.textContent = "";
-      summary.textContent = "No rounds yet.";
+      summary.textContent = t("history.no_rounds");
       $("pace-legend-line").hidden = true;
       return;
     }
@@ -233,35 +238,32 @@
     if (reached.length) {
       const perPress = median(reached.map(function (r) { return (Date.parse(r.ended) - Date.parse(r.started)) / r.goal; }));
       paceEnd = start + perPress * (goal - startDone);
-      paceText = "usual pace (median of " + reached.length + " round" + (reached.length === 1 ? "" : "s") + " that reached the goal)";
+      paceText = tn("history.usual_pace", reached.length);
     } else if (doneNow > startDone && now > start) {
       paceEnd = start + (goal - startDone) * (now - start) / (doneNow - startDone);
-      paceText = "at this round's rate so far";
+      paceText = t("history.rate_so_far");
     }
 
-    const words = [];
     const strong = document.createElement("strong");
-    strong.textContent = String(doneNow);
-    summary.textContent = "";
-    summary.appendChild(strong);
-    words.push(" of " + goal + " done");
-    words.push(round.ended ? " in " + span(now - start) + (round.reached ? ": goal reached" : "")
-      : ", " + span(now - start) + " since the round began (" + dayLabel(start) + " " + clock(start) + ")");
+    strong.textContent = window.ButtonFeed.number(doneNow);
+    const values = { goal: goal, time: span(now - start), start: dayLabel(start) + " " + clock(start) };
+    const words = [round.ended ? (round.reached ? t("history.done_in_reached", values) : t("history.done_in", values))
+      : t("history.done_since", values)];
     if (paceEnd !== null && !round.ended && doneNow < goal) {
       const expected = startDone + (goal - startDone) * Math.min(1, (now - start) / Math.max(1, paceEnd - start));
       const ahead = Math.round(doneNow - expected);
       if (reached.length) {
-        words.push(ahead > 0 ? " · " + ahead + " ahead of the usual pace" : ahead < 0 ? " · " + (-ahead) + " behind the usual pace" : " · right on the usual pace");
+        words.push(ahead > 0 ? t("history.ahead", { n: ahead }) : ahead < 0 ? t("history.behind", { n: -ahead }) : t("history.on_usual"));
       }
-      words.push(" · on pace, the goal comes " + (paceEnd - Date.now() < DAY ? clock(paceEnd) : dayLabel(paceEnd)));
+      words.push(t("history.goal_comes", { when: paceEnd - Date.now() < DAY ? clock(paceEnd) : dayLabel(paceEnd) }));
     } else if (doneNow >= goal && !round.ended) {
-      words.push(": goal reached!");
+      words.push(t("history.reached_now"));
     }
-    summary.appendChild(document.createTextNode(words.join("")));
+    fillNodes(summary, words.join(" · "), { done: strong });
     $("pace-legend-line").hidden = paceEnd === null;
-    $("pace-legend-text").textContent = paceText || "on pace";
+    $("pace-legend-text").textContent = paceText || t("history.on_pace");
 
-    const c = canvas(box, "Presses in this round over time against the pace to the goal");
+    const c = canvas(box, t("history.pace_chart"));
     const fs = fontSize();
     const m = { left: fs * 2.8, right: fs * 2.2, top: fs * 1.4, bottom: fs * 2.4 };
     const elapsed = now - start;
@@ -277,11 +279,11 @@
     for (let v = 0; v <= goal; v += yStep) {
       el("line", { class: v === 0 ? "axis" : "grid", x1: m.left, x2: c.w - m.right, y1: y(v), y2: y(v) }, c.svg);
       if (goal - v >= yStep * 0.4 || v === goal) {
-        el("text", { x: m.left - fs * 0.5, y: y(v) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, String(v));
+        el("text", { x: m.left - fs * 0.5, y: y(v) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, num(v));
       }
     }
     if (goal % yStep !== 0) {
-      el("text", { x: m.left - fs * 0.5, y: y(goal) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, String(goal));
+      el("text", { x: m.left - fs * 0.5, y: y(goal) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, num(goal));
     }
     el("line", { class: "goal-line", x1: m.left, x2: c.w - m.right, y1: y(goal), y2: y(goal) }, c.svg);
     timeAxis(c, start, t1, x, c.h - m.bottom, fs, m);
@@ -305,7 +307,7 @@
     el("circle", { class: "now", cx: x(now), cy: y(doneNow), r: fs * 0.4 }, c.svg);
     const right = x(now) > c.w - m.right - fs * 3;
     el("text", { class: "label-strong", x: x(now) + (right ? -fs * 0.7 : fs * 0.7), y: y(doneNow) - fs * 0.5,
-      "text-anchor": right ? "end" : "start", "font-size": fs * 1.1 }, c.svg, String(doneNow));
+      "text-anchor": right ? "end" : "start", "font-size": fs * 1.1 }, c.svg, num(doneNow));
   }
 
   // Time ticks at round local times (every 5 min, hour, day, ...), as many as fit.
@@ -323,7 +325,7 @@
       // Over days: midnights are dates, the ticks between them times of day.
       const midnight = new Date(t).getHours() === 0 && new Date(t).getMinutes() === 0;
       const text = long && (step >= DAY || midnight)
-        ? new Date(t).toLocaleDateString([], { month: "short", day: "numeric" }) : clock(t);
+        ? shortDate(t) : clock(t);
       el("text", { x: tx, y: yAxis + fs * 1.5, "text-anchor": "middle", "font-size": fs }, c.svg, text);
     }
   }
@@ -352,11 +354,11 @@
     });
     const busiest = days.reduce(function (a, b) { return b.count > a.count ? b : a; }, days[0]);
     $("days-summary").textContent = total
-      ? total + " press" + (total === 1 ? "" : "es") + " in 30 days · busiest: " + dayLabel(busiest.start) + " (" + busiest.count + ")" +
-        (complete ? "" : " · from the latest " + presses.length.toLocaleString() + " presses")
-      : "No presses in the last 30 days.";
+      ? [tn("history.days_total", total), t("history.busiest", { day: dayLabel(busiest.start), n: busiest.count })]
+        .concat(complete ? [] : [t("history.from_latest", { n: presses.length })]).join(" · ")
+      : t("history.no_days");
 
-    const c = canvas($("days-chart"), "Presses per day over the last 30 days");
+    const c = canvas($("days-chart"), t("history.days_chart"));
     const fs = fontSize();
     const m = { left: fs * 2.4, right: fs * 0.5, top: fs * 1.6, bottom: fs * 2.2 };
     const top = Math.max(4, busiest.count);
@@ -365,7 +367,7 @@
     const y = function (v) { return c.h - m.bottom - (c.h - m.top - m.bottom) * v / yMax; };
     for (let v = 0; v <= yMax; v += yStep) {
       el("line", { class: v === 0 ? "axis" : "grid", x1: m.left, x2: c.w - m.right, y1: y(v), y2: y(v) }, c.svg);
-      el("text", { x: m.left - fs * 0.5, y: y(v) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, String(v));
+      el("text", { x: m.left - fs * 0.5, y: y(v) + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg, num(v));
     }
     const slot = (c.w - m.left - m.right) / DAYS;
     const every = Math.max(1, Math.ceil(fs * 3.2 / slot));
@@ -375,15 +377,15 @@
       const h = y(0) - y(d.count);
       const bar = el("rect", { class: "bar" + (isToday ? " today" : ""), x: bx, y: y(d.count), width: slot * 0.7,
         height: Math.max(0, h), rx: Math.min(3, slot * 0.15), "data-day": new Date(d.start).toDateString(), "data-count": d.count }, c.svg);
-      el("title", {}, bar, dayLabel(d.start) + ": " + d.count + " press" + (d.count === 1 ? "" : "es"));
+      el("title", {}, bar, tn("history.day_bar", d.count, { day: dayLabel(d.start) }));
       if (d.count > 0 && slot >= fs * 1.2) {
         el("text", { class: "value", x: bx + slot * 0.35, y: y(d.count) - fs * 0.35, "text-anchor": "middle",
-          "font-size": fs * 0.85 }, c.svg, String(d.count));
+          "font-size": fs * 0.85 }, c.svg, num(d.count));
       }
       if ((DAYS - 1 - i) % every === 0) {
         const date = new Date(d.start);
-        const text = isToday ? "today" : date.getDate() === 1 || i < every
-          ? date.toLocaleDateString([], { month: "short", day: "numeric" }) : String(date.getDate());
+        const text = isToday ? t("history.today") : date.getDate() === 1 || i < every
+          ? shortDate(d.start) : date.toLocaleDateString(LANG, { day: "numeric" });
         el("text", { class: isToday ? "label-strong" : "", x: bx + slot * 0.35, y: y(0) + fs * 1.5, "text-anchor": "middle",
           "font-size": fs }, c.svg, text);
       }
@@ -397,15 +399,14 @@
     const reached = past.filter(function (r) { return r.reached; });
     if (!past.length) {
       box.textContent = "";
-      $("rounds-summary").textContent = "No finished rounds yet: a round ends when the count reaches 0 or is set by hand.";
+      $("rounds-summary").textContent = t("history.no_finished");
       return;
     }
     const took = function (r) { return Date.parse(r.ended) - Date.parse(r.started); };
-    $("rounds-summary").textContent = past.length + " finished round" + (past.length === 1 ? "" : "s") + " · " +
-      reached.length + " reached the goal" +
-      (reached.length ? " · median time to the goal: " + span(median(reached.map(took))) : "");
+    $("rounds-summary").textContent = [tn("history.finished", past.length), tn("history.reached_goal", reached.length)]
+      .concat(reached.length ? [t("history.median", { time: span(median(reached.map(took))) })] : []).join(" · ");
 
-    const c = canvas(box, "How long each past round took");
+    const c = canvas(box, t("history.rounds_chart"));
     const fs = fontSize();
     const rowH = Math.max(fs * 1.9, Math.min(fs * 3, c.h / Math.min(past.length, 6)));
     const rows = past.slice(0, Math.max(1, Math.floor(c.h / rowH)));
@@ -417,13 +418,13 @@
       const cy = i * rowH + rowH / 2;
       const w = Math.max(3, barMax * took(r) / longest);
       el("text", { x: labelW - fs * 0.6, y: cy + fs * 0.35, "text-anchor": "end", "font-size": fs }, c.svg,
-        new Date(Date.parse(r.started)).toLocaleDateString([], { month: "short", day: "numeric" }));
+        shortDate(Date.parse(r.started)));
       const bar = el("rect", { class: "bar " + (r.reached ? "reached" : "missed"), x: labelW, y: cy - rowH * 0.3, width: w,
         height: rowH * 0.6, rx: 3, "data-took": took(r), "data-reached": r.reached ? "yes" : "no" }, c.svg);
       el("title", {}, bar, dayLabel(Date.parse(r.started)) + " " + clock(Date.parse(r.started)) + " → " +
         dayLabel(Date.parse(r.ended)) + " " + clock(Date.parse(r.ended)));
       el("text", { class: r.reached ? "value" : "", x: labelW + w + fs * 0.5, y: cy + fs * 0.35, "font-size": fs }, c.svg,
-        span(took(r)) + " · " + r.presses + "/" + r.goal);
+        span(took(r)) + " · " + num(r.presses) + "/" + num(r.goal));
     });
   }
 
@@ -478,14 +479,14 @@
   function onState(msg) {
     state = msg;
     if (typeof msg.title === "string" && msg.title) {
-      $("heading").textContent = msg.title;
-      document.title = "History · " + msg.title;
+      $("heading").textContent = window.ButtonFeed.heading(msg);
+      document.title = t("page.history") + " · " + window.ButtonFeed.heading(msg);
     }
     load();
   }
 
   load();
-  hooks.feed = window.ButtonFeed.connect({ onState: onState, words: { notLive: "Not live: the history may be behind" } });
+  hooks.feed = window.ButtonFeed.connect({ onState: onState, words: { notLive: t("history.not_live") } });
   // The pace chart's "now" moves on with the clock, even when nobody presses.
   window.setInterval(function () {
     if (loadedOnce) {

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 OURS = {"port", "address", "db", "goal", "button", "pin", "pull", "admin-token", "title",
         "max-connections", "ping-interval", "night", "round", "webhook", "mqtt", "mqtt-topic",
         "mqtt-discovery", "mqtt-commands", "store", "store-key", "hosts", "viewers-per-address", "leaderboard",
-        "buttons", "hold", "led"}
+        "buttons", "hold", "led", "lang"}
 
 
 def ours():

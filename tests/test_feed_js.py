@@ -224,7 +224,8 @@ def test_page_connects_through_the_feed_and_adds_one_global(proxied, proxy, path
     """The page loads /static/feed.js, whose one global is ButtonFeed; a dropped socket comes back through it with fresh state."""
     w = proxied.open(path)
     assert any(re.search(r"/static/feed\.js(\?|$)", u) for u in w.requests), w.requests
-    assert sorted(w.page.evaluate("Object.keys(window.ButtonFeed)")) == ["connect", "leaderRow", "pressRow"]
+    assert sorted(w.page.evaluate("Object.keys(window.ButtonFeed)")) == [
+        "connect", "duration", "heading", "lang", "leaderRow", "number", "pressRow", "t", "tn"]
     blank = w.page.context.new_page()
     blank.goto(w.url + "/healthz")  # same origin, no script of ours
     plain = set(blank.evaluate("Object.keys(window)"))

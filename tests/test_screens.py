@@ -413,7 +413,7 @@ def test_the_admin_page_lists_the_screens_and_steers_them(browser, server):
         rows = page.locator("#screens-rows tr")
         expect(rows).to_have_count(3)
         expect(rows.nth(2)).to_have_class(re.compile(r"\bdark\b"))
-        expect(rows.nth(2).locator("td.seen")).to_have_text(re.compile(r"^Last seen \d+ s ago$"))
+        expect(rows.nth(2).locator("td.seen")).to_have_text(re.compile(r"^Last seen \d+ seconds? ago$"))  # Intl's words
         expect(page.locator("#screens-rows tr[data-screen='Quiet TV']")).to_have_class(re.compile(r"\bmuted\b"))
         expect(page.locator("#screens-rows tr[data-screen='Quiet TV'] td.sound")).to_have_text("Sound blocked")
         lobby_row = page.locator("#screens-rows tr[data-screen='Lobby TV']")
@@ -427,7 +427,7 @@ def test_the_admin_page_lists_the_screens_and_steers_them(browser, server):
         if name == "tv":
             lobby_row.get_by_role("button", name="Identify").click()
             expect(lobby.locator("#identify")).to_have_text("Lobby TV")
-            expect(page.locator("#screens-done")).to_have_text("Sent to 1 screen(s).")
+            expect(page.locator("#screens-done")).to_have_text("Sent to 1 screen.")
             lobby.evaluate("window.notReloaded = true")
             with lobby.expect_navigation(timeout=15000):
                 lobby_row.get_by_role("button", name="Reload").click()

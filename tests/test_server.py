@@ -26,6 +26,7 @@ class ServerTestCase(AsyncHTTPTestCase):
     ping_interval = 20.0  # seconds, as the server's default
     ping_timeout = 10.0
     throttle = None  # api.Throttle: None = make_app's own
+    lang = "auto"  # --lang
 
     def setUp(self):
         self.tmp = __import__("tempfile").mkdtemp()
@@ -46,7 +47,7 @@ class ServerTestCase(AsyncHTTPTestCase):
         self.changes.listen(self.metrics.on_change)
         self.repository.listen(self.changes.publish)
         return build_app(self.repository, self.feed, self.metrics, token=self.token,
-                         health=lambda: self.health_value, throttle=self.throttle)
+                         health=lambda: self.health_value, throttle=self.throttle, lang=self.lang)
 
     def get_httpserver_options(self):
         return server_options()  # as the server listens

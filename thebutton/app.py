@@ -39,13 +39,15 @@ def make_app(
     health: Optional[Callable[[], Dict[str, Any]]] = None,
     throttle: Optional[Throttle] = None,
     hosts: Optional[HostRule] = None,
+    lang: str = "auto",
 ) -> Application:
     """The application of one server.
 
     ``root`` holds the templates (default.html, admin.html, history.html) and static/;
     ``health`` is the press source's health() (None: no press source); ``token`` the
     admin token (None: the write API is off); ``hosts`` the names it answers to (default:
-    the LAN's and this machine's, thebutton/hosts.py).
+    the LAN's and this machine's, thebutton/hosts.py); ``lang`` the pages' language (a code
+    of thebutton/languages.py, or auto: each browser's).
     """
     if health is None:
         health = no_button
@@ -55,7 +57,7 @@ def make_app(
     api = dict(store=store, feed=feed, token=token, throttle=throttle or Throttle())
     return Application(
         [
-            (r"/", CountdownHandler, dict(feed=feed, template="default.html")),
+            (r"/", CountdownHandler, dict(feed=feed, template="default.html", lang=lang)),
             *icon_routes(static_path),
             (r"/websocket", FeedSocket, dict(feed=feed, hosts=hosts)),
             (r"/api/count", CountHandler, api),
@@ -74,8 +76,8 @@ def make_app(
             (r"/api/history\.csv", HistoryCsvHandler, dict(store=store, exports=Exports())),
             (r"/api/rounds", RoundsHandler, dict(store=store)),
             (r"/api/leaderboard", LeaderboardHandler, dict(store=store)),
-            (r"/admin", PageHandler, dict(feed=feed, template="admin.html")),
-            (r"/history", PageHandler, dict(feed=feed, template="history.html")),
+            (r"/admin", PageHandler, dict(feed=feed, template="admin.html", lang=lang)),
+            (r"/history", PageHandler, dict(feed=feed, template="history.html", lang=lang)),
         ],
         template_path=root,
         static_path=static_path,

@@ -11,9 +11,11 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
+import tornado.escape
 import tornado.web
 
 from thebutton.feed import Feed
+from thebutton.languages import CATALOGUES, Words, choose
 from thebutton.validation import page_limits
 from thebutton.web import ApiError, BaseHandler
 
@@ -22,8 +24,9 @@ def page_version(template_path: str, static_path: str) -> str:
     """A short hash of the countdown page and its assets: open pages reload when it changes."""
     digest = hashlib.sha256()
     files = [os.path.join(template_path, "default.html")]
-    for root, _dirs, names in sorted(os.walk(static_path)):
-        files.extend(os.path.join(root, name) for name in sorted(names))
+    for folder in (static_path, CATALOGUES):  # new words reload the pages too
+        for root, _dirs, names in sorted(os.walk(folder)):
+            files.extend(os.path.join(root, name) for name in sorted(names))
     for path in files:
         with open(path, "rb") as f:
             digest.update(f.read())
@@ -57,19 +60,37 @@ class SecurityHeaders(tornado.web.RequestHandler):
 class PageHandler(SecurityHeaders, BaseHandler):
     """A page from a template; its data come from the API and the feed. /: the countdown."""
 
-    def initialize(self, feed: Feed, template: str) -> None:
+    def initialize(self, feed: Feed, template: str, lang: str = "auto") -> None:
         self.feed = feed
         self.template = template
+        self.lang = lang  # --lang: a language code, or auto (the browser's Accept-Language)
 
     def page_values(self) -> Dict[str, Any]:
         limits = page_limits()
-        return {"title": self.feed.heading(), "limits": limits, "limits_json": json.dumps(limits)}
+        t = Words(choose(self.lang, self.request.headers.get("Accept-Language")))
+        state = self.feed.state
+        # The server's own default heading ("Countdown to 20") is said in the page's language;
+        # a title someone set is theirs and stays as it is.
+        title = self.feed.heading() if state.title or self.feed.title else t("page.default_title", goal=state.goal)
+        return {"title": title, "limits": limits, "limits_json": json.dumps(limits), "t": t, "lang": t.code,
+                "words_json": json.dumps(t.client(self.template), ensure_ascii=False), "t_html": html_words(t)}
 
     def get(self) -> None:
         self.set_header("Cache-Control", "no-cache")
+        if self.lang == "auto":
+            self.set_header("Vary", "Accept-Language")
         if self.template != "default.html":
             self.set_header("X-Frame-Options", "DENY")  # no other site frames the admin page
         self.render(self.template, **self.page_values())
+
+
+def html_words(t: Words) -> Any:
+    """t_html(key, name=markup): the text of key, escaped, with each {name} replaced by markup of ours."""
+    def t_html(key: str, **markup: str) -> str:
+        parts = re.split(r"(\{[a-z_]+\})", t.words[key])
+        return "".join(markup.get(p[1:-1], p) if p.startswith("{") and p.endswith("}") else
+                       tornado.escape.xhtml_escape(p) for p in parts)
+    return t_html
 
 
 class CountdownHandler(PageHandler):

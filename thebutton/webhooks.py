@@ -25,6 +25,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 from tornado.locks import Event
 
+from thebutton.languages import DEFAULT, Words
 from thebutton.store import Change
 
 log = logging.getLogger("button.webhooks")
@@ -59,24 +60,29 @@ def redact(url: str) -> str:
     return f"{parts.scheme or '?'}://{host}{port}/…"
 
 
-def sentence(change: Change) -> str:
-    """The change as a sentence for people, e.g. "Acme Corp! 7 left of 20" or "Goal reached! 20 of 20"."""
+def sentence(change: Change, words: Optional[Words] = None) -> str:
+    """The change as a sentence for people, e.g. "Acme Corp! 7 left of 20" or "Goal reached! 20 of 20".
+
+    In the language of ``words`` (the catalogue of --lang; English when None).
+    """
+    t = words or Words(DEFAULT)
     state = change.state
+    count, goal = state.count, state.goal
     if change.event == "press":
-        if state.count == 0:
-            text = f"Goal reached! {state.goal} of {state.goal}"
-        elif state.count == state.goal:  # a press at 0 wraps to the goal
-            text = f"New round: {state.goal} to go"
+        if count == 0:
+            text = t("webhook.goal_reached", goal=goal)
+        elif count == goal:  # a press at 0 wraps to the goal
+            text = t("webhook.new_round", goal=goal)
         else:
-            text = f"{state.count} left of {state.goal}"
-        text = f"{change.note}! {text}" if change.note else text
+            text = t("webhook.left", count=count, goal=goal)
+        text = t("webhook.note", note=change.note, text=text) if change.note else text
         who = change.by or change.device  # a device's press without a name says which device
-        return f"{who}: {text}" if who else text
+        return t("webhook.by", by=who, text=text) if who else text
     if change.event == "undo":
-        return f"Undo: {state.count} left of {state.goal}"
+        return t("webhook.undo", count=count, goal=goal)
     if change.event == "round":
-        return f"New round: {state.goal} to go"
-    return f"Set: {state.count} left of {state.goal}"
+        return t("webhook.new_round", goal=goal)
+    return t("webhook.set", count=count, goal=goal)
 
 
 def slack_escape(text: str) -> str:
@@ -84,7 +90,7 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def payload(change: Change) -> bytes:
+def payload(change: Change, words: Optional[Words] = None) -> bytes:
     """The JSON body every receiver gets."""
     state = change.state
     return json.dumps({
@@ -95,7 +101,7 @@ def payload(change: Change) -> bytes:
         "note": change.note,
         "by": change.by,
         "device": change.device,
-        "text": slack_escape(sentence(change)),
+        "text": slack_escape(sentence(change, words)),
     }).encode()
 
 
@@ -254,7 +260,8 @@ class Webhooks:
 
     def __init__(self, urls: Sequence[str], max_queue: int = MAX_QUEUE, connect_timeout: float = 5.0,
                  request_timeout: float = 10.0, first_delay: float = 1.0, max_delay: float = 60.0,
-                 give_up_after: float = 300.0) -> None:
+                 give_up_after: float = 300.0, words: Optional[Words] = None) -> None:
+        self.words = words or Words(DEFAULT)  # the sentences' language (--lang; auto is English)
         self.max_queue = max_queue
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
@@ -286,7 +293,7 @@ class Webhooks:
         """
         if self.closed or not change.local or change.event == "live":
             return  # "live": the store out of reach or back, which is no news for a chat
-        body = payload(change)
+        body = payload(change, self.words)
         for target in self.targets:
             target.put(body)
 
