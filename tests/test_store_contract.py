@@ -622,6 +622,15 @@ def test_a_device_press_id_counts_once(make_store):
             store.press(source="device", device="A", idem=bad)
 
 
+def test_devices_are_listed_in_the_order_they_were_added(make_store):
+    """Many added within one millisecond keep their order (the list's order is not the clock's)."""
+    store = make_store()
+    names = ["D%02d" % i for i in range(30)]
+    for name in names:
+        store.add_device(name, "button", None, "h" + name)
+    assert [d["name"] for d in store.devices()] == names
+
+
 def test_a_device_presses_at_most_10_a_minute(make_store):
     store = make_store(goal=100)
     store.add_device("A", "button", None, "ha")

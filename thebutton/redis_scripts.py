@@ -221,10 +221,13 @@ return finish('press', extra)
 # Devices, apart from the count (no prelude): KEYS[1] = P:devices (name key -> JSON {"name",
 # "kind", "by", "created", "last_seen", "presses", "hash", "uid", "recent"}), KEYS[2] =
 # P:device_secrets (the sha256 of a secret -> name key). ARGV[1] = the name key.
-# ARGV[2] = the new device's JSON, ARGV[3] = its secret's hash.
+# ARGV[2] = the new device's JSON, ARGV[3] = its secret's hash. The device gets "seq", the order
+# of adding (a counter in KEYS[2] under "#seq", never a sha256), as SQLite's row id gives it.
 LUA_DEVICE_ADD = r"""
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'exists' end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local device = cjson.decode(ARGV[2])
+device.seq = redis.call('HINCRBY', KEYS[2], '#seq', 1)
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(device))
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
 return 'ok'
 """

@@ -557,7 +557,7 @@ class RedisStore:
             raise StoreUnavailable(f"Redis at {self.where} is unreachable: {self._reason}")
         rows = self._run(self._redis.hvals(self._device_keys[0]), "read the devices")
         devices = [json.loads(row) for row in rows]
-        devices.sort(key=lambda d: d["created"])
+        devices.sort(key=lambda d: (d.get("seq", 0), d["created"]))  # the order of adding (two can share a millisecond)
         return [{k: d.get(k) for k in ("name", "kind", "by", "created", "last_seen")} | {"presses": d.get("presses", 0)}
                 for d in devices]
 
