@@ -515,7 +515,7 @@
   }
 
   // ---- the devices (GET/POST /api/devices, DELETE /api/devices/<name>) ---------------------
-  const KIND_WORDS = { button: "admin.kind_button" }; // pipedrive: its name
+  const KINDS = { button: t("admin.kind_button"), pipedrive: "Pipedrive" }; // Pipedrive: a name, not a word
 
   function loadDevices() {
     if (!token) {
@@ -539,7 +539,7 @@
       const tr = document.createElement("tr");
       tr.dataset.device = d.name;
       cell(tr, "name", d.name); // people's text: textContent only
-      cell(tr, "kind", KIND_WORDS[d.kind] ? t(KIND_WORDS[d.kind]) : d.kind === "pipedrive" ? "Pipedrive" : d.kind);
+      cell(tr, "kind", KINDS[d.kind] || d.kind);
       cell(tr, "by", d.by || "");
       cell(tr, "seen", d.last_seen ? when(d.last_seen) : t("admin.never"));
       cell(tr, "presses", window.ButtonFeed.number(d.presses));
