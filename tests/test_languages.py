@@ -191,7 +191,7 @@ def test_webhook_sentences_follow_lang():
     assert sentence(change("undo", 8), de) == "Rückgängig: 8 von 20 übrig"
     assert sentence(change("set", 5), de) == "Gesetzt: 5 von 20 übrig"
     assert sentence(change("round", 20), de) == "Neue Runde: noch 20"
-    assert sentence(change("press", 7), webhook_words("fr")) == "7 restants sur 20"
+    assert sentence(change("press", 7), webhook_words("fr")) == "encore 7 sur 20"
     assert webhook_words("auto").code == "en" and sentence(change("press", 7), webhook_words("auto")) == "7 left of 20"
 
 
