@@ -330,6 +330,17 @@
     return feed;
   }
 
+  // Where a press came from, in the page's words; another source (a future one) shows as itself.
+  function own(table, key) {
+    return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+  }
+  const SOURCES = {
+    gpio: t("feed.source_gpio"),
+    keyboard: t("feed.source_keyboard"),
+    api: t("feed.source_api"),
+    mqtt: t("feed.source_mqtt"),
+  };
+
   // One press as a row of a "latest presses" table: when (in the page's words), source,
   // the count's change and the note. Notes are untrusted text: textContent only.
   function pressRow(p, when) {
@@ -337,7 +348,7 @@
     tr.className = p.undone ? "undone" : "";
     tr.dataset.id = String(p.id);
     cell(tr, "when", when).title = p.at;
-    cell(tr, "source", (p.source === "device" && p.device) || p.source || ""); // a device by its name
+    cell(tr, "source", (p.source === "device" && p.device) || own(SOURCES, p.source) || p.source || ""); // a device by its name
     cell(tr, "change", numbers.format(p.count_before) + " → " + numbers.format(p.count_after));
     cell(tr, "by", p.by || "");
     const note = cell(tr, "note", p.note || "");

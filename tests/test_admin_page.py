@@ -123,7 +123,7 @@ def test_press_with_a_note_counts_down_and_lists_the_note_as_text(tab):
     first = page.locator("#latest-rows tr").first
     expect(first.locator("td.note")).to_have_text("<b>Acme</b> Corp")
     assert first.locator("b").count() == 0
-    expect(first.locator("td.source")).to_have_text("api")
+    expect(first.locator("td.source")).to_have_text("API")
     expect(page.get_by_label("Note for the next press", exact=True)).to_have_value("")
     status, state = tab.server.request("GET", "/api/count")
     assert state["count"] == 19

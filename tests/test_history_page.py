@@ -87,7 +87,7 @@ def test_notes_are_shown_as_text_with_their_source(tab):
     row = page.locator("#latest-rows tr").first
     expect(row.locator("td.note")).to_have_text("<b>x</b>")
     assert row.locator("b").count() == 0
-    expect(row.locator("td.source")).to_have_text("api")
+    expect(row.locator("td.source")).to_have_text("API")
     expect(row.locator("td.change")).to_have_text("20 → 19")
 
 

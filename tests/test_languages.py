@@ -284,6 +284,27 @@ def test_admin_screens_table_says_last_seen_in_the_pages_language(browser, db_pa
         server.stop()
 
 
+def test_history_names_each_source_in_the_pages_language(browser, db_path):
+    """A press's source in the history table is the page's word (Tastatur, Knopf), a device by its name."""
+    from Repository import Repository
+
+    with Repository(db_path, goal=20) as store:
+        store.press(source="gpio")
+        store.press(source="keyboard")
+        store.press(source="mqtt")
+        store.press(source="tomorrow")  # a source this page has no word for: shown as itself
+    server = ServerProcess(db_path, "--button=none", "--lang=de").start()
+    context = browser.new_context(locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/history")
+        sources = page.locator("#latest-rows td.source")
+        expect(sources).to_have_text(["tomorrow", "MQTT", "Tastatur", "Knopf"])
+    finally:
+        context.close()
+        server.stop()
+
+
 @pytest.mark.parametrize("code", LANGUAGES)
 def test_countdown_page_screenshot_at_tv_size(browser, db_path, tmp_path, code):
     """Each language's countdown page at 1920x1080: a picture written, nothing wider than the screen."""
