@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 from tornado.testing import gen_test
 from tornado.websocket import websocket_connect
 
+from tests.conftest import ROOT, ServerProcess, until
 from tests.conftest import TOKEN as PROCESS_TOKEN
-from tests.conftest import ServerProcess, until
 from tests.test_admin_page import ARTIFACTS, Tab, signed_in
 from tests.test_metrics import value
 from tests.test_page import browser, launch, playwright, quiet, quietly_wait  # noqa: F401 (fixtures)
@@ -302,6 +302,7 @@ def test_gone_screens_stay_listed_across_a_restart(server_factory, db_path):
     assert server.stop() == 0
     del kept
     assert os.path.exists(os.path.splitext(db_path)[0] + ".screens.json")
+    assert_ignored_by_git(os.listdir(os.path.dirname(db_path)))
     again = server_factory("--button=none", "--admin-token=" + PROCESS_TOKEN, db=db_path)
     code, body = again.request("GET", "/api/screens")
     assert code == 200
@@ -435,3 +436,16 @@ def test_the_admin_page_lists_the_screens_and_steers_them(browser, server):
             expect(rows.nth(2).get_by_role("button", name="Reload")).to_be_disabled()
         t.check_clean()
         t.page.context.close()
+
+
+def assert_ignored_by_git(names):
+    """Each file the server wrote beside counter.db would be ignored in a checkout (.gitignore's
+    patterns without a slash match a name anywhere), so that running it leaves `git status` clean."""
+    import fnmatch
+
+    with open(os.path.join(ROOT, ".gitignore")) as f:
+        patterns = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    names_only = [p for p in patterns if "/" not in p.rstrip("/")]
+    assert names_only, patterns
+    left = [n for n in names if not any(fnmatch.fnmatch(n, p) for p in names_only if not p.endswith("/"))]
+    assert left == []
