@@ -30,8 +30,9 @@
   const hooks = { horns: 0, notes: 0, soundBlocked: false, feed: null };
   window.theButton = hooks;
 
-  let count = Number(countEl.textContent);
-  let goal = Number(goalEl.textContent);
+  // The server wrote them the page's way (5.000 in German): the digits are the number.
+  let count = Number(countEl.textContent.replace(/\D/g, ""));
+  let goal = Number(goalEl.textContent.replace(/\D/g, ""));
   // The server's night hours ("19:00-07:00" or ""), as it checked them.
   let nightHours = body.dataset.night || "";
 
@@ -40,12 +41,12 @@
     const changed = next.count !== count;
     count = next.count;
     goal = next.goal;
-    countEl.textContent = String(count);
-    goalEl.textContent = String(goal);
+    countEl.textContent = window.ButtonFeed.number(count);
+    goalEl.textContent = window.ButtonFeed.number(goal);
     if (typeof next.title === "string" && next.title) {
       titleEl.textContent = window.ButtonFeed.heading(next);
     }
-    document.title = count + " · " + titleEl.textContent;
+    document.title = window.ButtonFeed.number(count) + " · " + titleEl.textContent;
     const done = goal > 0 ? (goal - count) / goal : 0;
     progressEl.setAttribute("stroke-dashoffset", (100 - 100 * done).toFixed(3));
     // A round line cap draws a dot even for a zero-length stroke: nothing done shows nothing.
@@ -269,12 +270,31 @@
   // ---- the screen's name and its hello (CONTRACT.md, "Screens you can see and steer") --
   // ?screen=NAME names it (the text rules of every name, as the server checks them again);
   // else a name made once and kept in this browser, like "Screen 4f2a".
+  // The server's rules for a name (thebutton/validation.py, check_name), so that the page never
+  // keeps a name the server would refuse (it would never be listed): it makes one instead.
+  const BLANK_LOOKING = "\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\u034f";
+  function visible(ch) {
+    return !/^[\s\p{Cf}\p{Mn}\p{Me}\p{Zs}]$/u.test(ch) && BLANK_LOOKING.indexOf(ch) < 0;
+  }
   function validName(text) {
     const name = (text || "").trim();
-    const length = Array.from(name).length;
-    return length >= 1 && length <= limits.name && /[^\s\u200b-\u200d\u2060\ufeff]/.test(name)
-      && !/[\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/.test(name)
-      && !/\p{M}{5,}/u.test(name) ? name : "";
+    const chars = Array.from(name);
+    if (chars.length < 1 || chars.length > limits.name || !chars.some(visible)
+        || /[\p{Cc}\p{Cs}\p{Co}\u2028-\u202e\u2066-\u2069]/u.test(name)) {
+      return "";
+    }
+    let run = 0;
+    for (const ch of chars) {
+      if (/^[\p{Mn}\p{Me}]$/u.test(ch)) {
+        run += 1;
+        if (run > limits.marks) {
+          return "";
+        }
+      } else if (!/^\p{Cf}$/u.test(ch)) {
+        run = 0; // a joiner between marks still stacks them on the same letter
+      }
+    }
+    return name;
   }
 
   function screenName() {

@@ -284,6 +284,37 @@ def test_admin_screens_table_says_last_seen_in_the_pages_language(browser, db_pa
         server.stop()
 
 
+def test_the_servers_numbers_are_written_as_chromiums_intl_writes_them(browser):
+    """Words.number (the HTML the server sends) matches Intl.NumberFormat in each language."""
+    numbers = [0, 7, 999, 1000, 5000, 9999, 12345, 100000, 1000000, -4321]
+    page = browser.new_page()
+    try:
+        for code in LANGUAGES:
+            intl = page.evaluate("([lang, ns]) => ns.map(n => new Intl.NumberFormat(lang).format(n))", [code, numbers])
+            assert [Words(code).number(n) for n in numbers] == intl, code
+    finally:
+        page.close()
+
+
+def test_a_big_goal_reads_the_same_before_and_after_the_page_is_live(browser, db_path):
+    """With a goal of 5,000 the German page says 5.000 in the HTML it is sent and once its script runs."""
+    server = ServerProcess(db_path, "--button=none", "--goal=5000", "--lang=de").start()
+    try:
+        sent = __import__("urllib.request").request.urlopen(server.url + "/", timeout=10).read().decode()
+        assert "Countdown bis 5.000" in sent and '<span id="goal">5.000</span>' in sent
+        assert ">5.000</output>" in sent
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        live(page)
+        expect(page.locator("#title")).to_have_text("Countdown bis 5.000")
+        expect(page.locator("#count")).to_have_text("5.000")
+        expect(page.locator("#left")).to_have_text("von 5.000 übrig")
+        assert page.title().startswith("5.000 · ")
+        page.close()
+    finally:
+        server.stop()
+
+
 def test_history_names_each_source_in_the_pages_language(browser, db_path):
     """A press's source in the history table is the page's word (Tastatur, Knopf), a device by its name."""
     from Repository import Repository

@@ -168,7 +168,7 @@ class Feed:
         """The one way a viewer leaves the feed (closed, dropped, gone, or its handshake refused); twice is fine."""
         self.waiters.discard(waiter)
         if waiter.screen:
-            self.screens.gone(waiter.screen)
+            self.screens.gone(waiter.screen, socket=id(waiter))
             waiter.screen = ""
         if waiter.held:
             waiter.held = False
@@ -181,16 +181,22 @@ class Feed:
     def heard(self, waiter: FeedSocket, message: Any) -> None:
         """A message from a page: a hello goes to the registry; anything else is ignored.
 
-        A socket's hellos past HELLOS_PER_SECOND in one second are dropped before they are
-        read, so that a flood costs a comparison each.
+        A socket's hellos past HELLOS_PER_SECOND in one second are not read, so that a flood
+        costs a comparison each; the latest of them is kept and read when the second is over,
+        since a page says hello only when something changed and its last word is the true one
+        (five clicks on Mute in a second must end muted).
         """
-        now = IOLoop.current().time()
+        loop = IOLoop.current()
+        now = loop.time()
         if now - waiter.hello_window >= 1.0:
             waiter.hello_window = now
             waiter.hellos = 0
         waiter.hellos += 1
         if waiter.hellos > HELLOS_PER_SECOND:
             self.hellos_dropped += 1
+            if waiter.hello_later is None:
+                loop.call_at(waiter.hello_window + 1.0, self._hello_later, waiter)
+            waiter.hello_later = message
             return
         if waiter not in self.waiters:
             return  # dropped already: its last words do not count
@@ -202,10 +208,17 @@ class Feed:
                 log.info("ignored a message that is not a valid hello (%s)", waiter.request.remote_ip)
             return
         before = waiter.screen or None
-        if self.screens.hello(hello, waiter.request.remote_ip or "?", before):
+        if self.screens.hello(hello, waiter.request.remote_ip or "?", before, socket=id(waiter)):
             waiter.screen = hello.screen
         elif before is not None:
             waiter.screen = ""  # not listed: it no longer counts as the screen it was
+
+    def _hello_later(self, waiter: FeedSocket) -> None:
+        """The latest hello a socket sent past its limit, read now that its second is over."""
+        message, waiter.hello_later = waiter.hello_later, None
+        waiter.hello_window = -2.0  # a new second begins with this one
+        if message is not None and waiter in self.waiters:
+            self.heard(waiter, message)
 
     def command(self, screen: str, command: str) -> int:
         """Send {"command": ...} to the sockets of ``screen`` ("*": of every screen); how many screens got it.
@@ -329,6 +342,7 @@ class FeedSocket(ErrorShape, tornado.websocket.WebSocketHandler):
     screen = ""  # the name its last hello gave, while it counts as that screen (Feed.heard)
     hello_window = -2.0  # when the current second of hellos began (IOLoop time)
     hellos = 0  # messages in that second
+    hello_later: Optional[str] = None  # the latest hello past the limit, read when the second is over
     said_bad = False  # whether the log said it sent something that is not a hello
 
     def initialize(self, feed: Feed, hosts: Optional[HostRule] = None) -> None:

@@ -36,6 +36,14 @@ def catalogue(code: str, folder: str = CATALOGUES) -> Dict[str, str]:
     return {key: value for key, value in words.items() if not key.startswith("_")}
 
 
+# How each language groups the digits of a whole number, as CLDR (and so every browser's Intl)
+# has it: the separator, and the fewest digits the first group must have before grouping
+# starts (Spanish writes 5000 but 12.345). Checked against Chromium's Intl by a test.
+GROUPING: Dict[str, Tuple[str, int]] = {
+    "en": (",", 1), "de": (".", 1), "fr": ("\u202f", 1), "es": (".", 2), "nl": (".", 1), "zh": (",", 1),
+}
+
+
 class Words:
     """One language's catalogue, and the way the server fills its {placeholders}."""
 
@@ -44,9 +52,27 @@ class Words:
         self.words = catalogue(code)
 
     def __call__(self, key: str, **values: object) -> str:
-        """The text of ``key`` with each {name} replaced by values[name]; KeyError for an unknown key."""
+        """The text of ``key`` with each {name} replaced by values[name] (a whole number written
+        the language's way); KeyError for an unknown key."""
         text = self.words[key]
-        return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
+        return PLACEHOLDER.sub(lambda m: self.value(values[m.group(1)]) if m.group(1) in values else m.group(0),
+                               text)
+
+    def value(self, value: object) -> str:
+        return self.number(value) if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+    def number(self, n: int) -> str:
+        """A whole number as the browser's Intl.NumberFormat writes it in this language, so that the
+        page the server sends reads the same before and after its script takes over (5.000 in German)."""
+        sep, least = GROUPING[self.code]
+        digits = str(abs(n))
+        if len(digits) < 3 + least:
+            return str(n)
+        groups: List[str] = []
+        while len(digits) > 3:
+            digits, tail = digits[:-3], digits[-3:]
+            groups.insert(0, tail)
+        return ("-" if n < 0 else "") + sep.join([digits] + groups)
 
     def client(self, template: str) -> Dict[str, str]:
         """The words one page's scripts use: the shared ones (page., feed.) and that page's own."""

@@ -6,7 +6,8 @@ checks it with ``parse_hello`` and tells the registry of each hello and each clo
 socket; the registry knows no socket and no Tornado, so that it is tested on its own.
 
 Several sockets may carry one name (two tabs, a page that reconnects before its old socket
-is noticed gone): they are one screen, connected while any of them is. A screen that went
+is noticed gone): they are one screen, connected while any of them is, and shown as the one
+that spoke last of those still open (when one closes, the others' own words show again). A screen that went
 away stays listed for ``KEEP_DAYS`` days, also across a restart: the list is kept in a
 small JSON file, written atomically (a temporary file, then ``os.replace``) by one thread
 of its own, at most every ``SAVE_EVERY`` seconds and at the stop, never on the IOLoop.
@@ -24,7 +25,7 @@ import os
 import re
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 from tornado.ioloop import PeriodicCallback
 
@@ -38,7 +39,7 @@ MOST_SCREENS = 1000  # screens kept; past that the one gone longest is forgotten
 SAVE_EVERY = 5.0  # seconds: the file is written at most this often
 SOUNDS = ("on", "off", "blocked")
 MAX_SIDE = 100_000  # pixels: a width or height past this is not a screen's
-VERSION_RE = re.compile(r"^[A-Za-z0-9._-]{1,40}$")  # the page's version, as pages.page_version writes it
+VERSION_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")  # fullmatch: no newline slips in at the end  # the page's version, as pages.page_version writes it
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def parse_hello(message: object) -> Optional[Hello]:
     except InvalidValue:
         return None
     version, sound, width, height = (hello.get(key) for key in ("version", "sound", "width", "height"))
-    if not isinstance(version, str) or not VERSION_RE.match(version) or sound not in SOUNDS:
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version) or sound not in SOUNDS:
         return None
     if not _side(width) or not _side(height):
         return None
@@ -116,7 +117,8 @@ class Screens:
         self.keep = keep_days * 86400.0
         self.save_every = save_every
         self.screens: Dict[str, Screen] = {}
-        self.sockets: Dict[str, int] = {}  # open sockets per connected screen
+        # Per connected screen, its open sockets, each with when it last spoke, what and from where.
+        self.sockets: Dict[str, Dict[Hashable, Tuple[float, Hello, str]]] = {}
         self.updates = 0
         self.saves = 0
         self._dirty = False
@@ -128,13 +130,17 @@ class Screens:
             self._load(path)
 
     # ---- what the feed tells it ----------------------------------------------------
-    def hello(self, hello: Hello, address: str, before: Optional[str] = None) -> bool:
+    def hello(self, hello: Hello, address: str, before: Optional[str] = None, socket: Hashable = 0) -> bool:
         """A socket said hello; ``before`` is the name it said last (None: its first hello).
 
-        False when the hello was not taken in (the registry is full of connected screens).
+        ``socket`` tells the sockets of one name apart (the feed gives each its own). False when
+        the hello was not taken in (the registry is full of connected screens); the socket then
+        no longer counts as ``before`` either.
         """
         now = self.clock()
         name = hello.screen
+        if before is not None and before != name:
+            self.gone(before, socket)  # renamed: first it leaves its old name, which frees its place
         record = self.screens.get(name)
         if record is None:
             if not self._make_room():
@@ -144,27 +150,35 @@ class Screens:
                 return False
             record = self.screens[name] = Screen(name, address, now, now, hello.version, hello.sound,
                                                  hello.width, hello.height)
-        if before != name:
-            if before is not None:
-                self.gone(before)
-            if not self.sockets.get(name):
-                record.since = now  # connected again
-            self.sockets[name] = self.sockets.get(name, 0) + 1
-        record.address, record.last_seen = address, now
-        record.version, record.sound, record.width, record.height = (hello.version, hello.sound, hello.width,
-                                                                     hello.height)
+        open_ = self.sockets.setdefault(name, {})
+        if not open_:
+            record.since = now  # connected again
+        open_[socket] = (now, hello, address)
+        self._show(record, hello, address)
+        record.last_seen = now
         self.updates += 1
         self._changed()
         return True
 
-    def gone(self, name: str) -> None:
-        """A socket that said hello as ``name`` closed."""
-        left = self.sockets.get(name, 0) - 1
-        if left > 0:
-            self.sockets[name] = left
+    @staticmethod
+    def _show(record: Screen, hello: Hello, address: str) -> None:
+        record.address = address
+        record.version, record.sound, record.width, record.height = (hello.version, hello.sound, hello.width,
+                                                                     hello.height)
+
+    def gone(self, name: str, socket: Hashable = 0) -> None:
+        """A socket that said hello as ``name`` closed (or took another name)."""
+        open_ = self.sockets.get(name)
+        if open_ is None or open_.pop(socket, None) is None:
             return
-        self.sockets.pop(name, None)
         record = self.screens.get(name)
+        if open_:
+            if record is not None:  # the others are still there: the latest of them speaks for the screen
+                _, hello, address = max(open_.values(), key=lambda said: said[0])
+                self._show(record, hello, address)
+                self._changed()
+            return
+        del self.sockets[name]
         if record is not None:
             record.last_seen = self.clock()
             self._changed()
@@ -266,6 +280,8 @@ class Screens:
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
+                f.flush()
+                os.fsync(f.fileno())  # on the card before it takes the old file's place: a power cut keeps one
             os.replace(tmp, self.path)
             self.saves += 1
         except OSError as e:

@@ -32,7 +32,8 @@ NIGHT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$") 
 
 def page_limits() -> Dict[str, Any]:
     """The limits a page checks before it asks (the server checks again): for data-limits."""
-    return {"note": MAX_NOTE, "title": MAX_TITLE, "name": MAX_NAME, "goal": MAX_GOAL, "history": MAX_HISTORY}
+    return {"note": MAX_NOTE, "title": MAX_TITLE, "name": MAX_NAME, "goal": MAX_GOAL, "history": MAX_HISTORY,
+            "marks": MAX_MARKS_IN_A_ROW}
 
 
 def now_iso() -> str:
