@@ -36,7 +36,11 @@ def test_add_a_device_copy_its_url_press_with_it_and_remove_it(context, server):
     expect(page.get_by_label("The new device's URL")).to_be_hidden()  # shown once: not after a reload
     expect(row.locator("td.presses")).to_have_text("1")
     expect(row.locator("td.seen")).not_to_have_text("Never")
-    assert url[len(server.url):] not in page.content()  # the secret is nowhere on the page now
+    secret = url[len(server.url + "/hook/"):]
+    assert secret not in page.content()  # the secret is nowhere on the page now: not in its HTML,
+    assert page.get_by_label("The new device's URL").input_value() == ""  # nor in the field's value,
+    kept = page.evaluate("() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+    assert secret not in kept  # nor kept by the browser
 
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Remove").click()

@@ -161,13 +161,19 @@ class HookHandler(StateHandler):
 
     def fields(self, body: Dict[str, Any]) -> Dict[str, Any]:
         """note, by, id and at from the query and the body (the body wins); the id also from Idempotency-Key."""
-        fields: Dict[str, Any] = {name: self.get_query_argument(name) for name in HOOK_FIELDS
-                                  if self.get_query_argument(name, None) is not None}
         unknown_fields({name: None for name in self.request.query_arguments}, HOOK_FIELDS)
         unknown_fields(body, HOOK_FIELDS)
+        fields: Dict[str, Any] = {}
+        for name, values in self.request.query_arguments.items():
+            # As sent, like a body's field: Tornado's get_query_argument would trim it and turn
+            # control characters into spaces, so that ?id= and a body's id could differ.
+            try:
+                fields[name] = values[-1].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, f"{name} is not UTF-8") from None
         fields.update(body)
         key = self.request.headers.get("Idempotency-Key")
-        if "id" not in fields and key is not None:
+        if fields.get("id") is None and key is not None:  # "id": null (an empty template field) is no id
             fields["id"] = key
         return fields
 
@@ -200,6 +206,8 @@ def pipedrive_press(body: Any) -> Tuple[Optional[Dict[str, Any]], str]:
     if not isinstance(body, dict) or not isinstance(body.get("meta"), dict):
         return None, "not a Pipedrive webhook (v2): no meta"
     meta = body["meta"]
+    if "entity" not in meta and ("v" in meta or "object" in meta):
+        return None, "a Pipedrive webhook of version 1: make the webhook again with version 2"
     if meta.get("entity") != "deal":
         return None, f"not a deal: {str(meta.get('entity'))[:40]}"
     if meta.get("action") != "change":

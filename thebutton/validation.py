@@ -139,8 +139,12 @@ PRESSED_AT_WINDOW = datetime.timedelta(hours=24)  # how long ago a device's pres
 
 
 def check_device_name(name: object) -> str:
-    """A device's name: 1-40 characters under the text rules."""
-    return check_name(name, "name")
+    """A device's name: 1-40 characters under the text rules, and not dots alone (the admin page's
+    DELETE /api/devices/.. would be read by every browser as a path that goes up)."""
+    checked = check_name(name, "name")
+    if set(checked) == {"."}:
+        raise InvalidValue("name must not be dots alone")
+    return checked
 
 
 def check_kind(kind: object) -> str:
@@ -169,7 +173,7 @@ def check_pressed_at(at: object, now: str) -> Optional[str]:
     if at is None:
         return None
     current = parse_time(now, "now")
-    if isinstance(at, str) and re.fullmatch(r"\d{1,12}(\.\d{1,6})?", at.strip()):
+    if isinstance(at, str) and re.fullmatch(r"\d{1,12}(\.\d{1,20})?", at.strip()):
         at = float(at)
     if isinstance(at, (int, float)) and not isinstance(at, bool):
         try:
