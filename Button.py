@@ -6,11 +6,12 @@ caller's business.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import threading
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Type
 
 from thebutton.store import InvalidValue
 from thebutton.validation import check_name
@@ -66,6 +67,19 @@ class ButtonSpec:
         return f"ButtonSpec({self.pin}, {self.action!r})"
 
 
+# The header's pins (BOARD numbering, 40-pin header of every Pi since the B+) that are GPIOs;
+# the others are 3.3 V, 5 V and ground, which no library can read or drive.
+BOARD_GPIO_PINS = frozenset((3, 5, 7, 8, 10, 11, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 26, 27, 28, 29,
+                             31, 32, 33, 35, 36, 37, 38, 40))
+
+
+def check_board_pin(pin: int, what: str) -> None:
+    """ButtonError in one line when ``pin`` is not a GPIO of the header (a power or ground pin, or none)."""
+    if pin not in BOARD_GPIO_PINS:
+        kind = "a power or ground pin" if 1 <= pin <= 40 else "not a pin of the 40-pin header"
+        raise ButtonError(f"{what}: pin {pin} is {kind}, not a GPIO (BOARD numbering: 3, 5, 7, 8, 10, 11, ...)")
+
+
 def parse_buttons(text: str, main_pin: int, led_pin: Optional[int] = None) -> List[ButtonSpec]:
     """``--buttons=13:undo,15:Ana``: the extra buttons; ButtonError in one line when it is wrong.
 
@@ -89,6 +103,7 @@ def parse_buttons(text: str, main_pin: int, led_pin: Optional[int] = None) -> Li
             raise ButtonError(f"--buttons: {pin_text.strip()!r} is not a pin number (BOARD numbering, e.g. 13)") from None
         if pin in used:
             raise ButtonError(f"--buttons: pin {pin} is used twice (also by {used[pin]})")
+        check_board_pin(pin, f"--buttons={item}")
         used[pin] = f"--buttons={item}"
         if action.lower() == "undo":
             specs.append(ButtonSpec(pin, "undo"))
@@ -195,6 +210,12 @@ class GpioButton:
         self._polls = 0
         self._settle_waiters = 0
         self._edges_dead = False  # the library's event thread stopped announcing edges: poll for good
+        # Presses read but not yet stored: the button thread only reads and times the pins, and
+        # the press thread stores (a commit that waits for the SD card, or for a Redis that hangs,
+        # never keeps the next press from being seen). Guarded by _cond.
+        self._acts: Deque[Tuple[Callable[..., None], Dict[str, Any]]] = collections.deque()
+        self._acting = 0  # taken from _acts and not yet done
+        self._presser: Optional[threading.Thread] = None
 
     @property
     def pins(self) -> List[int]:
@@ -213,7 +234,11 @@ class GpioButton:
         try:
             self._setup()
             mode, reason = ("poll", self._mode_reason) if self._edges_dead else self._add_edge_detection()
-            inputs = [_Input(spec, Debouncer(self._bouncetime, pressed=self._is_pressed(spec.pin)))
+            # Set up again after a fault, a pin keeps what it knew (its debounced state, when it
+            # went down): a press made while the pin failed counts at the next read, and a hold
+            # goes on. At the first start the pins begin as they are.
+            kept = {inp.pin: inp for inp in self._inputs}
+            inputs = [kept.get(spec.pin) or _Input(spec, Debouncer(self._bouncetime, pressed=self._is_pressed(spec.pin)))
                       for spec in self._specs]
         except ButtonError:
             raise
@@ -390,7 +415,8 @@ class GpioButton:
 
     def _watch(self, on_press: Callable[..., None]) -> None:
         """Wait for edges, re-reads and the periodic read; return when stopping, raise on a GPIO error."""
-        due: Optional[float] = None
+        # A first read at once: after a fault the pins may have changed while nothing watched.
+        due, _ = self._read_all(on_press, self._clock())
         seen = self._edges
         for inp in self._inputs:
             inp.changes = seen
@@ -442,27 +468,53 @@ class GpioButton:
             if self._stopping:
                 return
 
-    @staticmethod
-    def _act(on_press: Callable[..., None], **kwargs: Any) -> None:
-        try:
-            on_press(**{k: v for k, v in kwargs.items() if v})  # the main button: on_press()
-        except Exception:  # a failed press must not stop the button
-            log.exception("a button press could not be handled")
+    def _act(self, on_press: Callable[..., None], **kwargs: Any) -> None:
+        """Hand a press (or undo) to the press thread, in order; the button thread reads on at once."""
+        with self._cond:
+            self._acts.append((on_press, {k: v for k, v in kwargs.items() if v}))  # the main button: on_press()
+            if self._presser is None:
+                self._presser = threading.Thread(target=self._press_loop, name="button-press", daemon=True)
+                self._presser.start()
+            self._cond.notify_all()
+
+    def _press_loop(self) -> None:
+        # The press thread: calls on_press for each press the button thread read, in order,
+        # until stop() and every press read before it is handled.
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._acts) or self._stopping)
+                if not self._acts:
+                    return
+                on_press, kwargs = self._acts.popleft()
+                self._acting += 1
+            try:
+                on_press(**kwargs)
+            except Exception:  # a failed press must not stop the button
+                log.exception("a button press could not be handled")
+            finally:
+                with self._cond:
+                    self._acting -= 1
+                    self._cond.notify_all()
 
     def wait_settled(self, timeout: float) -> bool:
         """Wait until every change so far has been read and no re-read is due; False on timeout.
 
-        When polling, "read" means a whole poll that began after this call.
+        When polling, "read" means a whole poll that began after this call. Every press read
+        has been handled by on_press too.
         """
         with self._cond:
             self._settle_waiters += 1
             try:
                 if self.mode == "poll":
                     target = self._polls + 2
-                    return self._cond.wait_for(lambda: self._polls >= target and self._settled, timeout)
-                return self._cond.wait_for(lambda: self._settled, timeout)
+                    return self._cond.wait_for(lambda: self._polls >= target and self._settled and self._handled(),
+                                               timeout)
+                return self._cond.wait_for(lambda: self._settled and self._handled(), timeout)
             finally:
                 self._settle_waiters -= 1
+
+    def _handled(self) -> bool:
+        return not self._acts and not self._acting
 
     def health(self) -> dict:
         alive = self._thread is not None and self._thread.is_alive()
@@ -485,6 +537,8 @@ class GpioButton:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._presser is not None:  # the presses read before the stop are stored first
+            self._presser.join(timeout)
         try:
             self._gpio.cleanup()
         except Exception as e:  # cleanup at exit must not hide the reason we exit

@@ -26,7 +26,7 @@ from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 from tornado.options import define, options
 
-from Button import BUTTON_CHOICES, PULLS, ButtonError, ButtonSpec, import_gpio, make_button, parse_buttons
+from Button import BUTTON_CHOICES, PULLS, ButtonError, ButtonSpec, check_board_pin, import_gpio, make_button, parse_buttons
 from Repository import Repository, default_path
 from thebutton.app import make_app
 from thebutton.changes import Changes, PressSource
@@ -338,6 +338,10 @@ def _check_options() -> Optional[str]:
         return f"--hold must be one of {', '.join(HOLDS)}, not {options.hold!r}"
     try:
         pin = led_pin(options.led)
+        if options.button in ("gpio", "auto"):  # the keyboard and none use no pin
+            check_board_pin(options.pin, "--pin")
+        if pin is not None:
+            check_board_pin(pin, "--led")
         parse_buttons(options.buttons, options.pin, pin)
     except (ValueError, ButtonError) as e:
         return str(e)

@@ -62,6 +62,7 @@ class FakeGPIO:
         self._read = threading.Condition(self._lock)
         self._mode = None
         self._levels = {}
+        self._driven = set()  # input pins a test has moved (pressed or let go): set up again, they stay
         self._setup = {}
         self._detect = {}  # channel -> dict(edge, callbacks, bouncetime, last)
         self._waiters = []
@@ -126,6 +127,7 @@ class FakeGPIO:
         with self._lock:
             old = self._levels.get(channel, LOW)
             self._levels[channel] = level
+            self._driven.add(channel)
             if old == level:
                 return
             edge = RISING if level == HIGH else FALLING
@@ -193,7 +195,8 @@ class FakeGPIO:
         with self._lock:
             self._setup[channel] = direction
             if direction == IN:
-                self._levels[channel] = HIGH if pull_up_down == PUD_UP else LOW
+                if channel not in self._driven:  # a pin held by its button stays where it is held
+                    self._levels[channel] = HIGH if pull_up_down == PUD_UP else LOW
             else:
                 self._set_output(channel, LOW if initial is None else initial)
         self.calls.append(("setup", channel, direction, pull_up_down))

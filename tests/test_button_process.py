@@ -156,6 +156,9 @@ def test_hold_undoes_in_the_real_process(server_factory, pi):
     (["--led=11"], "--led: pin 11 is the main button's (--pin)"),
     (["--led=twelve"], "--led must be a BOARD pin number"),
     (["--hold=long"], "--hold must be one of none, undo"),
+    (["--buttons=1:Ana"], "--buttons=1:Ana: pin 1 is a power or ground pin, not a GPIO"),
+    (["--led=41"], "--led: pin 41 is not a pin of the 40-pin header"),
+    (["--button=gpio", "--pin=6"], "--pin: pin 6 is a power or ground pin"),
     (["--button=none", "--buttons=13:undo"], "--buttons and --hold need GPIO buttons"),
 ])
 def test_bad_button_options_are_one_line_and_exit_2(db_path, args, message):

@@ -124,6 +124,59 @@ def test_extra_buttons_are_polled_too_where_edges_fail():
     assert actions.calls == [("undo", None)]
 
 
+@pytest.mark.parametrize("polled", [False, True])
+def test_a_tap_while_the_last_press_is_being_stored_still_counts(polled):
+    """The store may take its time (an SD card's commit, a Redis that hangs): the button reads on,
+    so a tap made meanwhile is a press too, stored after the first one, in order."""
+    gpio = FakeGPIO(edge_detection=not polled)
+    storing, release = threading.Event(), threading.Event()
+    stored = []
+
+    def slow_store(**kw):
+        storing.set()
+        release.wait(5)  # the first press's commit hangs until Ana's tap is over
+        stored.append(kw)
+
+    with running(GpioButton(gpio=gpio, buttons=[ButtonSpec(13, "Ana")]), slow_store) as b:
+        gpio.drive_low(11)
+        assert storing.wait(2)
+        gpio.drive_high(11)
+        gpio.drive_low(13)  # Ana's tap, down and up while the first press is still being stored
+        assert gpio.wait_for_reads(4)  # the button thread reads the pins meanwhile
+        gpio.drive_high(13)
+        assert gpio.wait_for_reads(4)
+        release.set()
+        assert b.wait_settled(3)
+    assert stored == [{}, {"by": "Ana"}]
+
+
+@pytest.mark.parametrize("polled", [False, True])
+def test_a_press_that_meets_a_gpio_fault_counts_once_the_pin_is_set_up_again(polled):
+    """The read of a press fails (a GPIO fault): the pin is set up again, and the press, still held,
+    counts then; the pin does not start over from the level it finds."""
+    gpio = FakeGPIO(edge_detection=not polled)
+    actions = Actions()
+    with running(GpioButton(gpio=gpio, retry_delays=(0.05,)), actions) as b:
+        gpio.fail_next("input", RuntimeError("gpio chip gone"))
+        gpio.drive_low(11)
+        assert actions.wait_for(1, timeout=3)
+        assert b.wait_settled(2) and b.health()["ok"]
+    assert actions.calls == [("press", None)]
+
+
+def test_a_hold_that_meets_a_gpio_fault_still_counts_when_let_go(gpio):
+    """With --hold, the time the button went down survives a fault: let go soon after, it is a press."""
+    actions = Actions()
+    with running(GpioButton(gpio=gpio, hold=2.0, retry_delays=(0.05,)), actions) as b:
+        assert b.health()["hold"] == 2.0
+        gpio.drive_low(11)
+        assert gpio.wait_for_reads(1)  # seen down: its hold has begun
+        gpio.fail_next("input", RuntimeError("gpio chip gone"))
+        gpio.drive_high(11)  # the read of the release fails; the pin is set up again
+        assert actions.wait_for(1, timeout=3)
+    assert actions.calls == [("press", None)]
+
+
 # --- --hold=undo ----------------------------------------------------------------------
 
 def test_hold_counts_a_short_press_when_let_go(gpio):
@@ -338,7 +391,8 @@ def test_led_blinks_fast_for_three_seconds_when_a_press_failed(gpio):
     with lit(gpio) as led:
         led.failed()
         assert gpio.wait_for_output(12, 11)  # five flashes: on and off, five times
-        assert led.level_at(led._since + 2.95)[0] in (0, 1)
+        level, until = led.level_at(led._since + 2.85)  # still blinking near the end of its 3 s
+        assert level == 1 and abs(until - (led._since + 2.9)) < 1e-6
         spans = highs(gpio.levels_of(12))
         assert led.level_at(led._since + 3.05) == (0, None)
     assert all(0.05 <= length <= 0.2 for _, length in spans), gpio.levels_of(12)
@@ -366,7 +420,10 @@ def test_led_flash_wins_over_waiting_and_waiting_comes_back(gpio):
         led.on_change(change("press"))
         now = time.monotonic()
         assert led.level_at(now)[0] == 1
-        assert led.level_at(led._since + 0.31)[0] in (0, 1)  # back to the blink's phase
+        waiting_since = led._waiting_since
+        assert waiting_since is not None  # the flash did not end the waiting
+        assert led.level_at(waiting_since + 2.5)[0] == 1  # after the flash: the blink's own phase
+        assert led.level_at(waiting_since + 3.5)[0] == 0
 
 
 def test_led_is_off_and_released_at_exit(gpio):
@@ -398,6 +455,43 @@ def test_led_pin_that_fails_is_retried_and_never_raises(gpio, caplog, monkeypatc
         finally:
             led.stop()
     assert caplog.text.count("cannot use LED pin 12") == 1  # said once, not at every retry
+
+
+def test_an_led_pin_that_sets_up_but_cannot_be_driven_waits_between_tries(gpio, caplog, monkeypatch):
+    """setup() works, output() fails: the LED's thread waits RETRY between tries (it does not spin),
+    says so once, and the light works again once the pin does."""
+    monkeypatch.setattr("thebutton.led.RETRY", 0.3)
+    setups = []
+    third = threading.Event()
+    real_setup = gpio.setup
+
+    def counted_setup(*args, **kwargs):
+        setups.append(time.monotonic())
+        if len(setups) >= 3:
+            third.set()
+        return real_setup(*args, **kwargs)
+
+    gpio.setup = counted_setup
+    gpio.fail_next("output", LgpioError("GPIO not allocated"), times=None)
+    with caplog.at_level(logging.INFO, logger="button.led"):
+        led = Led(12, gpio)
+        led.start_thread()
+        try:
+            led.on_change(change("press", count=0))  # the goal: on for 10 s, so each try drives it
+            assert third.wait(3)  # it does try again, once every RETRY
+            assert setups[2] - setups[0] >= 2 * 0.3 * 0.9, setups
+            assert led.health()["ok"] is False and "not allocated" in led.health()["error"]
+            gpio.clear_failures()
+            shown = len(gpio.levels_of(12))
+            assert gpio.wait_for_output(12, shown + 2)  # set up once more, then on: the goal's light
+            assert gpio.levels_of(12)[-1][1] == 1
+            deadline = time.monotonic() + 2  # health is said just after the output (no event for it)
+            while not led.health()["ok"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert led.health()["ok"] is True
+        finally:
+            led.stop()
+    assert caplog.text.count("LED pin 12 failed") == 1 and caplog.text.count("works again") == 1
 
 
 def test_led_never_delays_the_caller(gpio):

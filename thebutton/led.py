@@ -32,6 +32,7 @@ FAILED: Steps = ((1, 0.1), (0, 0.1)) * 15  # ~5 a second for 3 s: a press could 
 GOAL: Steps = ((1, 10.0),)  # the goal is reached
 WAITING_HALF = 1.0  # slow blink: 1 s on, 1 s off while presses wait on local disk
 RETRY = 10.0  # seconds between attempts to set up a pin that failed
+OUTPUT_FAILED = "LED pin"  # how an error of output() begins (one of setup() says "cannot use LED pin")
 
 
 class Led:
@@ -135,8 +136,10 @@ class Led:
             if level != shown:
                 if self._output(level):
                     shown = level
-                else:
+                else:  # set up, yet it cannot be driven: wait as for a setup that failed, never spin
                     shown = None
+                    with self._cond:
+                        self._cond.wait_for(lambda: self._stopping, RETRY)
                     continue
             with self._cond:
                 if self._stopping:
@@ -155,9 +158,10 @@ class Led:
         except Exception as e:  # RuntimeError, ValueError, lgpio.error...: the light only, retried
             self._say(f"cannot use LED pin {self.pin}: {e}")
             return False
-        if self._error:
+        self._ready = True
+        if self._error and not self._error.startswith(OUTPUT_FAILED):  # else: works once an output() does
             log.info("LED pin %s works again", self.pin)
-        self._ready, self._error = True, None
+            self._error = None
         return True
 
     def _output(self, level: int) -> bool:
@@ -165,8 +169,11 @@ class Led:
             self._gpio.output(self.pin, self._gpio.HIGH if level else self._gpio.LOW)
         except Exception as e:  # the pin went away: set it up again
             self._ready = False
-            self._say(f"LED pin {self.pin} failed: {e}")
+            self._say(f"{OUTPUT_FAILED} {self.pin} failed: {e}")
             return False
+        if self._error:
+            log.info("LED pin %s works again", self.pin)
+            self._error = None
         return True
 
     def _say(self, message: str) -> None:
