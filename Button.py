@@ -216,6 +216,11 @@ class GpioButton:
         self._acts: Deque[Tuple[Callable[..., None], Dict[str, Any]]] = collections.deque()
         self._acting = 0  # taken from _acts and not yet done
         self._presser: Optional[threading.Thread] = None
+        # Extra buttons (--buttons) whose pin could not be set up, with why: the other buttons
+        # count meanwhile, and these are tried again (button thread only).
+        self._missing: Dict[int, str] = {}
+        self._missing_tries = 0
+        self._missing_retry_at = 0.0
 
     @property
     def pins(self) -> List[int]:
@@ -232,14 +237,14 @@ class GpioButton:
         thread polls the pins instead.
         """
         try:
-            self._setup()
-            mode, reason = ("poll", self._mode_reason) if self._edges_dead else self._add_edge_detection()
+            missing = self._setup()
+            specs = [spec for spec in self._specs if spec.pin not in missing]
+            mode, reason = ("poll", self._mode_reason) if self._edges_dead else self._add_edge_detection(specs)
             # Set up again after a fault, a pin keeps what it knew (its debounced state, when it
             # went down): a press made while the pin failed counts at the next read, and a hold
             # goes on. At the first start the pins begin as they are.
             kept = {inp.pin: inp for inp in self._inputs}
-            inputs = [kept.get(spec.pin) or _Input(spec, Debouncer(self._bouncetime, pressed=self._is_pressed(spec.pin)))
-                      for spec in self._specs]
+            inputs = [kept.get(spec.pin) or self._new_input(spec) for spec in specs]
         except ButtonError:
             raise
         except Exception as e:  # RuntimeError, ValueError, OSError, lgpio.error...
@@ -247,6 +252,26 @@ class GpioButton:
         with self._cond:
             self._inputs = inputs
         self._say_mode(mode, reason)
+        self._say_missing(missing)
+
+    def _new_input(self, spec: ButtonSpec) -> _Input:
+        return _Input(spec, Debouncer(self._bouncetime, pressed=self._is_pressed(spec.pin)))
+
+    def _say_missing(self, missing: Dict[int, str]) -> None:
+        """Which extra buttons cannot be used now (logged as they change); health says so too."""
+        for pin, why in missing.items():
+            if self._missing.get(pin) != why:
+                log.error("%s; the other buttons count meanwhile, and it is set up again every %g s at most",
+                          why, self._retry_delays[-1])
+        for pin in set(self._missing) - set(missing):
+            log.info("GPIO pin %s works again", pin)
+        if missing and not self._missing:
+            self._missing_tries = 0
+        self._missing = missing
+        if missing:
+            delay = self._retry_delays[min(self._missing_tries, len(self._retry_delays) - 1)]
+            self._missing_tries += 1
+            self._missing_retry_at = self._clock() + delay
 
     def _say_mode(self, mode: str, reason: Optional[str]) -> None:
         if (mode, reason) != (self.mode, self._mode_reason):
@@ -261,22 +286,47 @@ class GpioButton:
                             round(self._poll_interval * 1000, 3), reason)
         self.mode, self._mode_reason = mode, reason
 
-    def _setup(self) -> None:
+    def _setup(self, specs: Optional[Sequence[ButtonSpec]] = None) -> Dict[int, str]:
+        """Set the pins up; ButtonError when the main pin cannot be, else {extra pin: why} of those
+        that cannot (each extra button stands on its own)."""
         g = self._gpio
         g.setwarnings(False)
         g.setmode(g.BOARD)
-        for spec in self._specs:
+        missing: Dict[int, str] = {}
+        for spec in self._specs if specs is None else specs:
             try:
                 g.setup(spec.pin, g.IN, pull_up_down=g.PUD_UP if self.pull == "up" else g.PUD_DOWN)
             except Exception as e:  # RuntimeError, ValueError, lgpio.error...: say which pin
-                raise ButtonError(f"cannot use GPIO pin {spec.pin}: {e}") from e
+                if spec.action == "press" and spec.pin == self.pin:
+                    raise ButtonError(f"cannot use GPIO pin {spec.pin}: {e}") from e
+                missing[spec.pin] = f"cannot use GPIO pin {spec.pin} (--buttons {spec.pin}:{spec.action}): {e}"
+        return missing
 
-    def _add_edge_detection(self) -> Tuple[str, Optional[str]]:
-        """("edge", None) when every pin is watched for edges, else ("poll", why not)."""
+    def _retry_missing(self) -> None:
+        """Set up again the extra buttons that could not be (button thread, between reads)."""
+        specs = [spec for spec in self._specs if spec.pin in self._missing]
+        missing = self._setup(specs)
+        found = [spec for spec in specs if spec.pin not in missing]
+        if found and self.mode == "edge":
+            mode, reason = self._add_edge_detection(found)
+            if mode == "poll":  # the new pin cannot be watched: every pin is polled, as at a start
+                for spec in self._specs:
+                    self._remove_edge_detection(spec.pin)
+                self._say_mode(mode, reason)
+        new = [self._new_input(spec) for spec in found]
+        with self._cond:
+            self._inputs = self._inputs + new
+        self._say_missing(missing)
+
+    def _missing_due(self) -> bool:
+        return bool(self._missing) and self._clock() >= self._missing_retry_at
+
+    def _add_edge_detection(self, specs: Sequence[ButtonSpec]) -> Tuple[str, Optional[str]]:
+        """("edge", None) when every pin of ``specs`` is watched for edges, else ("poll", why not)."""
         g = self._gpio
         watched: List[int] = []
         try:
-            for spec in self._specs:
+            for spec in specs:
                 g.add_event_detect(spec.pin, g.BOTH, callback=self._on_edge)
                 watched.append(spec.pin)
         except self._errors as e:  # "Failed to add edge detection" (kernel 6.6+), lgpio.error, ...
@@ -319,6 +369,8 @@ class GpioButton:
     def _retry_forever(self, on_press: Callable[..., None]) -> None:
         while not self._stopping:
             try:
+                if self._missing_due():
+                    self._retry_missing()
                 if self.mode == "poll":
                     self._poll(on_press)
                 else:
@@ -423,6 +475,8 @@ class GpioButton:
         while True:
             with self._cond:
                 wake = due if due is not None else self._clock() + self._watch_interval
+                if self._missing:
+                    wake = min(wake, self._missing_retry_at)
                 while not self._stopping and self._edges == seen:
                     remaining = wake - self._clock()
                     if remaining <= 0:
@@ -431,6 +485,8 @@ class GpioButton:
                 if self._stopping:
                     return
                 seen = self._edges
+            if self._missing_due():
+                return  # _retry_forever sets them up again, then watches anew
             self._settled = False  # for wait_settled(): a read is under way
             due, unannounced = self._read_all(on_press, self._clock(), seen)
             if unannounced and not self._edge_comes(seen):
@@ -465,7 +521,7 @@ class GpioButton:
             # A plain sleep: the cheapest wait there is (a Condition's timed wait costs several
             # times more per wake); stop() is seen within one interval.
             sleep(interval)
-            if self._stopping:
+            if self._stopping or (self._missing and self._missing_due()):
                 return
 
     def _act(self, on_press: Callable[..., None], **kwargs: Any) -> None:
@@ -518,9 +574,10 @@ class GpioButton:
 
     def health(self) -> dict:
         alive = self._thread is not None and self._thread.is_alive()
+        error = self._error or ("; ".join(self._missing[pin] for pin in sorted(self._missing)) or None)
         health = {"kind": self.name, "pin": self.pin, "mode": self.mode,
-                  "ok": alive and self._error is None and self.mode is not None,
-                  "alive": alive, "error": self._error}
+                  "ok": alive and error is None and self.mode is not None,
+                  "alive": alive, "error": error}
         if len(self._specs) > 1:
             health["buttons"] = {str(spec.pin): spec.action for spec in self._specs[1:]}
         if self._hold is not None:

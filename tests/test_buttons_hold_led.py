@@ -177,6 +177,39 @@ def test_a_hold_that_meets_a_gpio_fault_still_counts_when_let_go(gpio):
     assert actions.calls == [("press", None)]
 
 
+@pytest.mark.parametrize("polled", [False, True])
+def test_an_extra_button_that_cannot_be_set_up_leaves_the_others_counting(polled, caplog):
+    """Pin 13 is busy: the main button counts all the same, health names pin 13, and once it is
+    free it is set up again and Ana's button counts too."""
+    gpio = FakeGPIO(edge_detection=not polled)
+    busy = threading.Event()
+    busy.set()
+    real_setup = gpio.setup
+
+    def setup(channel, *args, **kwargs):
+        if channel == 13 and busy.is_set():
+            raise LgpioError("GPIO busy")
+        return real_setup(channel, *args, **kwargs)
+
+    gpio.setup = setup
+    actions = Actions()
+    with caplog.at_level(logging.INFO, logger="button"):
+        with running(GpioButton(gpio=gpio, buttons=[ButtonSpec(13, "Ana")], retry_delays=(0.05,)), actions) as b:
+            health = b.health()
+            assert health["ok"] is False and "pin 13" in health["error"] and "GPIO busy" in health["error"]
+            gpio.drive_low(11)
+            assert actions.wait_for(1)
+            busy.clear()
+            deadline = time.monotonic() + 3  # tried again every 0.05 s here (no event tells of it)
+            while not b.health()["ok"] and time.monotonic() < deadline:
+                b.wait_settled(0.05)
+            assert b.health()["ok"] is True and b.health()["error"] is None
+            gpio.drive_low(13)
+            assert actions.wait_for(2)
+    assert actions.calls == [("press", None), ("press", "Ana")]
+    assert caplog.text.count("cannot use GPIO pin 13") == 1 and "GPIO pin 13 works again" in caplog.text
+
+
 # --- --hold=undo ----------------------------------------------------------------------
 
 def test_hold_counts_a_short_press_when_let_go(gpio):
