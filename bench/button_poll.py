@@ -103,6 +103,26 @@ def measure(edge_detection, presses, idle):
     return result
 
 
+def measure_floor(idle, interval=0.012):
+    """The CPU of a thread that does nothing but sleep the poll interval: the machine's own cost
+    of a wake-up, which no polling loop can go below (it differs a lot between VMs)."""
+    stop = threading.Event()
+
+    def sleeper():
+        while not stop.is_set():
+            time.sleep(interval)
+
+    t = threading.Thread(target=sleeper, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    ns0, t0 = thread_cpu_ns(t.native_id), time.perf_counter()
+    time.sleep(idle)  # the bench's idle period
+    ns1, t1 = thread_cpu_ns(t.native_id), time.perf_counter()
+    stop.set()
+    t.join()
+    return round(100 * (ns1 - ns0) / 1e9 / (t1 - t0), 3)
+
+
 def before_and_after(args):
     """This tree's Button.py against the one of ``args.before``, interleaved, each in a fresh process."""
     import subprocess
@@ -126,6 +146,7 @@ def before_and_after(args):
             "cpu_us_per_read": [p.get("cpu_us_per_read") for p in polls],
             "reads_per_second": [p["reads_per_second"] for p in polls],
         }
+    summary["bare_sleep_loop_idle_cpu_pct"] = [measure_floor(args.idle) for _ in range(args.repeats)]
     print(json.dumps({"summary": summary, "runs": runs, "before": args.before,
                       "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}, indent=2))
 
@@ -144,6 +165,7 @@ def main():
     print(json.dumps({
         "poll": measure(False, args.presses, args.idle),
         "edge": measure(True, args.presses, args.idle),
+        "bare_sleep_loop_idle_cpu_pct": measure_floor(args.idle),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
     }, indent=2))
