@@ -521,7 +521,7 @@ class GpioButton:
             # A plain sleep: the cheapest wait there is (a Condition's timed wait costs several
             # times more per wake); stop() is seen within one interval.
             sleep(interval)
-            if self._stopping or (self._missing and self._missing_due()):
+            if self._stopping or self._missing_due():
                 return
 
     def _act(self, on_press: Callable[..., None], **kwargs: Any) -> None:

@@ -268,10 +268,9 @@
   showSoundState();
 
   // ---- the screen's name and its hello (CONTRACT.md, "Screens you can see and steer") --
-  // ?screen=NAME names it (the text rules of every name, as the server checks them again);
-  // else a name made once and kept in this browser, like "Screen 4f2a".
-  // The server's rules for a name (thebutton/validation.py, check_name), so that the page never
-  // keeps a name the server would refuse (it would never be listed): it makes one instead.
+  // ?screen=NAME names it, else a name made once and kept in this browser, like "Screen 4f2a".
+  // validName applies the server's rules for a name (thebutton/validation.py, check_name), so
+  // that the page never keeps a name the server would refuse (it would never be listed).
   const BLANK_LOOKING = "\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\u034f";
   function visible(ch) {
     return !/^[\s\p{Cf}\p{Mn}\p{Me}\p{Zs}]$/u.test(ch) && BLANK_LOOKING.indexOf(ch) < 0;

@@ -33,9 +33,14 @@
   const numbers = new Intl.NumberFormat(lang);
   const plurals = new Intl.PluralRules(lang);
 
+  // table[key] when the table has it itself (not from Object's prototype), else undefined.
+  function own(table, key) {
+    return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+  }
+
   // The text of `key` with each {name} replaced by vars[name] (numbers in the page's way).
   function t(key, vars) {
-    const text = Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : key;
+    const text = own(catalogue, key) !== undefined ? catalogue[key] : key;
     return text.replace(/\{([a-z_]+)\}/g, function (whole, name) {
       if (!vars || !(name in vars)) {
         return whole;
@@ -50,7 +55,7 @@
   function tn(key, n, vars) {
     const form = key + "." + plurals.select(n);
     const values = Object.assign({ n: n }, vars || {});
-    return t(Object.prototype.hasOwnProperty.call(catalogue, form) ? form : key + ".other", values);
+    return t(own(catalogue, form) !== undefined ? form : key + ".other", values);
   }
 
   // A length of time in seconds, the largest two units, e.g. "2 hr 5 min" (Intl's words).
@@ -331,9 +336,6 @@
   }
 
   // Where a press came from, in the page's words; another source (a future one) shows as itself.
-  function own(table, key) {
-    return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
-  }
   const SOURCES = {
     gpio: t("feed.source_gpio"),
     keyboard: t("feed.source_keyboard"),

@@ -65,14 +65,9 @@ class Words:
         """A whole number as the browser's Intl.NumberFormat writes it in this language, so that the
         page the server sends reads the same before and after its script takes over (5.000 in German)."""
         sep, least = GROUPING[self.code]
-        digits = str(abs(n))
-        if len(digits) < 3 + least:
+        if len(str(abs(n))) < 3 + least:
             return str(n)
-        groups: List[str] = []
-        while len(digits) > 3:
-            digits, tail = digits[:-3], digits[-3:]
-            groups.insert(0, tail)
-        return ("-" if n < 0 else "") + sep.join([digits] + groups)
+        return f"{n:,}".replace(",", sep)
 
     def client(self, template: str) -> Dict[str, str]:
         """The words one page's scripts use: the shared ones (page., feed.) and that page's own."""

@@ -32,7 +32,6 @@ FAILED: Steps = ((1, 0.1), (0, 0.1)) * 15  # ~5 a second for 3 s: a press could 
 GOAL: Steps = ((1, 10.0),)  # the goal is reached
 WAITING_HALF = 1.0  # slow blink: 1 s on, 1 s off while presses wait on local disk
 RETRY = 10.0  # seconds between attempts to set up a pin that failed
-OUTPUT_FAILED = "LED pin"  # how an error of output() begins (one of setup() says "cannot use LED pin")
 
 
 class Led:
@@ -54,6 +53,7 @@ class Led:
         self._waiting_since: Optional[float] = None
         self._stopping = False
         self._ready = False
+        self._output_failed = False  # the last error was of output(), not of setup()
         self._error: Optional[str] = None
         self._thread: Optional[threading.Thread] = None
         self._check: Optional[PeriodicCallback] = None
@@ -159,7 +159,7 @@ class Led:
             self._say(f"cannot use LED pin {self.pin}: {e}")
             return False
         self._ready = True
-        if self._error and not self._error.startswith(OUTPUT_FAILED):  # else: works once an output() does
+        if self._error and not self._output_failed:  # after an output() failure: once an output() works
             log.info("LED pin %s works again", self.pin)
             self._error = None
         return True
@@ -168,12 +168,13 @@ class Led:
         try:
             self._gpio.output(self.pin, self._gpio.HIGH if level else self._gpio.LOW)
         except Exception as e:  # the pin went away: set it up again
-            self._ready = False
-            self._say(f"{OUTPUT_FAILED} {self.pin} failed: {e}")
+            self._ready, self._output_failed = False, True
+            self._say(f"LED pin {self.pin} failed: {e}")
             return False
         if self._error:
             log.info("LED pin %s works again", self.pin)
             self._error = None
+        self._output_failed = False
         return True
 
     def _say(self, message: str) -> None:

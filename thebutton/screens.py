@@ -7,8 +7,8 @@ socket; the registry knows no socket and no Tornado, so that it is tested on its
 
 Several sockets may carry one name (two tabs, a page that reconnects before its old socket
 is noticed gone): they are one screen, connected while any of them is, and shown as the one
-that spoke last of those still open (when one closes, the others' own words show again). A screen that went
-away stays listed for ``KEEP_DAYS`` days, also across a restart: the list is kept in a
+that spoke last of those still open (when one closes, the others' own words show again).
+A screen that went away stays listed for ``KEEP_DAYS`` days, also across a restart: the list is kept in a
 small JSON file, written atomically (a temporary file, then ``os.replace``) by one thread
 of its own, at most every ``SAVE_EVERY`` seconds and at the stop, never on the IOLoop.
 At most ``MOST_SCREENS`` are kept; past that the one gone longest goes first.
@@ -39,7 +39,7 @@ MOST_SCREENS = 1000  # screens kept; past that the one gone longest is forgotten
 SAVE_EVERY = 5.0  # seconds: the file is written at most this often
 SOUNDS = ("on", "off", "blocked")
 MAX_SIDE = 100_000  # pixels: a width or height past this is not a screen's
-VERSION_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")  # fullmatch: no newline slips in at the end  # the page's version, as pages.page_version writes it
+VERSION_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")  # the page's version (pages.page_version), by fullmatch
 
 
 @dataclass(frozen=True)
